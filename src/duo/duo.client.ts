@@ -1,0 +1,422 @@
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import {
+  normalizeDuoClientOptions,
+  type DuoClientOptions,
+  type NormalizedDuoClientOptions,
+} from './duo-client-options.js';
+import {
+  DUO_AUTHORIZE_PATH,
+  DUO_CLIENT_ASSERTION_TYPE,
+  DUO_GRANT_TYPE,
+  DUO_HEALTH_CHECK_PATH,
+  DUO_MESSAGES,
+  DUO_NONCE_MAX_LENGTH,
+  DUO_NONCE_MIN_LENGTH,
+  DUO_SIG_ALG,
+  DUO_STATE_MAX_LENGTH,
+  DUO_STATE_MIN_LENGTH,
+  DUO_TOKEN_PATH,
+  DUO_USERNAME_MAX_LENGTH,
+} from './duo.constants.js';
+import { DuoError, type DuoErrorCode } from './duo.errors.js';
+import {
+  clientAssertionClaims,
+  importDuoKey,
+  type CryptoKey,
+  randomToken,
+  requestJwtClaims,
+  signHs512,
+} from './duo-jwt.js';
+import type {
+  DuoAuthUrlOptions,
+  DuoExchangeOptions,
+  DuoHealthCheckResult,
+  DuoIdTokenClaims,
+  DuoMfaResult,
+  DuoTokenResponse,
+} from './duo.types.js';
+
+const USER_AGENT = `duo-nest/0.1.0 node/${process.versions.node}`;
+const CONTROL_CHARS = /\p{Cc}/u;
+const CODE_RE = /^[\x21-\x7e]{1,1024}$/;
+
+interface DuoHttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Internal test hook: the clock, in ms since the epoch. */
+export interface DuoClientInternals {
+  now?: () => number;
+}
+
+/**
+ * A client of Duo's Universal Prompt (OIDC Auth API): no Nest, no state of its own beyond the key.
+ * Every call has a total timeout, a response size cap and no redirect following; the token call is
+ * never retried (codes are single-use).
+ */
+export class DuoClient {
+  readonly options: Readonly<Omit<NormalizedDuoClientOptions, 'clientSecret'>>;
+  readonly issuer: string;
+  private readonly secret: string;
+  private readonly key: Promise<CryptoKey>;
+  private readonly now: () => number;
+  private readonly healthUrl: string;
+  private readonly tokenUrl: string;
+  private readonly authorizeUrl: string;
+
+  constructor(options: DuoClientOptions, internals: DuoClientInternals = {}) {
+    const { clientSecret, ...rest } = normalizeDuoClientOptions(options);
+    this.options = Object.freeze(rest);
+    this.secret = clientSecret;
+    this.key = importDuoKey(clientSecret);
+    this.now = internals.now ?? Date.now;
+    this.healthUrl = rest.apiOrigin + DUO_HEALTH_CHECK_PATH;
+    this.tokenUrl = rest.apiOrigin + DUO_TOKEN_PATH;
+    this.authorizeUrl = rest.apiOrigin + DUO_AUTHORIZE_PATH;
+    this.issuer = this.tokenUrl;
+  }
+
+  /** A fresh state: 256 bits from the CSPRNG, 43 base64url characters. */
+  generateState(): string {
+    return randomToken();
+  }
+
+  /** A fresh nonce: 256 bits from the CSPRNG, 43 base64url characters. */
+  generateNonce(): string {
+    return randomToken();
+  }
+
+  /** Asks Duo whether it can serve this application. Throws a DuoError when it cannot. */
+  async healthCheck(): Promise<DuoHealthCheckResult> {
+    const assertion = await this.clientAssertion(this.healthUrl);
+    const res = await this.post(this.healthUrl, { client_id: this.options.clientId, client_assertion: assertion });
+    this.throwOnTransportStatus(res);
+    const body = parseJson(res.body);
+    if (res.status === 200 && isRecord(body) && body.stat === 'OK' && isRecord(body.response)) {
+      const timestamp = body.response.timestamp;
+      if (typeof timestamp === 'number' && Number.isFinite(timestamp)) {
+        return { timestamp };
+      }
+    }
+    if (isRecord(body) && body.stat === 'FAIL') {
+      throw this.rejection(body, res.status, 'health check');
+    }
+    if (res.status >= 400 && isRecord(body) && typeof body.error === 'string') {
+      throw this.rejection(body, res.status, 'health check');
+    }
+    throw new DuoError('health_response', `Duo's health check answered ${res.status} without its OK envelope`);
+  }
+
+  /** The URL of Duo's prompt for this user, carrying the signed request JWT. */
+  async createAuthUrl(username: string, state: string, options: Partial<DuoAuthUrlOptions> = {}): Promise<string> {
+    assertUsername(username);
+    assertState(state);
+    if (options.nonce !== undefined) {
+      assertNonce(options.nonce);
+    }
+    const claims = requestJwtClaims({
+      clientId: this.options.clientId,
+      apiOrigin: this.options.apiOrigin,
+      redirectUri: this.options.redirectUri,
+      state,
+      username,
+      nowSec: this.nowSec(),
+      nonce: options.nonce,
+    });
+    const request = await signHs512(claims, await this.key);
+    const query = new URLSearchParams({ response_type: 'code', client_id: this.options.clientId, request });
+    return `${this.authorizeUrl}?${query.toString()}`;
+  }
+
+  /**
+   * Exchanges the authorization code from Duo's redirect for the MFA result, verifying the id_token.
+   * `username` and `nonce` must come from server-side state, never from the callback.
+   */
+  async exchangeAuthorizationCode(code: string, options: DuoExchangeOptions): Promise<DuoMfaResult> {
+    if (typeof code !== 'string' || !CODE_RE.test(code)) {
+      throw new DuoError('invalid_argument', DUO_MESSAGES.code);
+    }
+    assertUsername(options.username);
+    if (options.nonce !== undefined) {
+      assertNonce(options.nonce);
+    }
+    const assertion = await this.clientAssertion(this.tokenUrl);
+    const res = await this.post(this.tokenUrl, {
+      grant_type: DUO_GRANT_TYPE,
+      code,
+      redirect_uri: this.options.redirectUri,
+      client_id: this.options.clientId,
+      client_assertion_type: DUO_CLIENT_ASSERTION_TYPE,
+      client_assertion: assertion,
+    });
+    this.throwOnTransportStatus(res);
+    const body = parseJson(res.body);
+    if (res.status !== 200) {
+      if (isRecord(body) && (typeof body.error === 'string' || body.stat === 'FAIL')) {
+        throw this.rejection(body, res.status, 'token exchange', [code, assertion]);
+      }
+      throw new DuoError('token_response', `Duo's token endpoint answered ${res.status} without an error body`);
+    }
+    const rawResponse = parseTokenResponse(body);
+    const claims = await this.verifyIdToken(rawResponse.id_token, options);
+    return {
+      rawResponse,
+      statusCode: res.status,
+      headers: res.headers,
+      tokens: { ...rawResponse, ...claims },
+    };
+  }
+
+  /**
+   * Verifies an id_token: HS512 only with the client secret, exact iss and aud, exp and iat required
+   * (clock tolerance applied), iat not in the future, nonce and preferred_username exact, and an
+   * allowed auth_result. Any failure is a DuoError with an id_token_* code.
+   */
+  async verifyIdToken(idToken: string, expected: DuoExchangeOptions): Promise<DuoIdTokenClaims> {
+    const toleranceSec = this.options.clockToleranceMs / 1000;
+    const nowMs = this.now();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(idToken, await this.key, {
+        algorithms: [DUO_SIG_ALG],
+        issuer: this.issuer,
+        audience: this.options.clientId,
+        clockTolerance: toleranceSec,
+        requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat'],
+        currentDate: new Date(nowMs),
+      }));
+    } catch (err) {
+      throw this.idTokenError(err);
+    }
+    if (payload.aud !== this.options.clientId) {
+      throw new DuoError('id_token_aud', 'The id_token audience must be exactly the Client ID (a single string)');
+    }
+    if (typeof payload.iat !== 'number' || payload.iat > nowMs / 1000 + toleranceSec) {
+      throw new DuoError('id_token_iat', 'The id_token was issued in the future; check this server\'s clock (NTP)');
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
+      throw new DuoError('id_token_claims', 'The id_token has no subject');
+    }
+    if (expected.nonce === undefined ? payload.nonce !== undefined : payload.nonce !== expected.nonce) {
+      throw new DuoError('id_token_nonce', 'The id_token nonce does not match this sign-on; start again');
+    }
+    if (payload.preferred_username !== expected.username) {
+      throw new DuoError('id_token_username', 'The id_token is for another user than the one who started this sign-on');
+    }
+    const authResult = payload.auth_result;
+    if (!isRecord(authResult) || typeof authResult.result !== 'string' || typeof authResult.status !== 'string') {
+      throw new DuoError('id_token_claims', 'The id_token has no auth_result');
+    }
+    if (authResult.result !== 'allow') {
+      throw new DuoError('id_token_auth_result', `Duo did not allow this authentication (${safeText(authResult.status)})`);
+    }
+    const context = payload.auth_context;
+    if (!isRecord(context) || typeof context.txid !== 'string') {
+      throw new DuoError('id_token_claims', 'The id_token has no auth_context with a txid');
+    }
+    return payload as DuoIdTokenClaims;
+  }
+
+  private nowSec(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
+  private async clientAssertion(audience: string): Promise<string> {
+    return signHs512(clientAssertionClaims(this.options.clientId, audience, this.nowSec(), randomToken()), await this.key);
+  }
+
+  private async post(url: string, form: Record<string, string>): Promise<DuoHttpResponse> {
+    const { timeoutMs, maxResponseBytes } = this.options;
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const response = await this.options.fetch(url, {
+        method: 'POST',
+        body: new URLSearchParams(form),
+        headers: {
+          accept: 'application/json',
+          'content-type': 'application/x-www-form-urlencoded',
+          'user-agent': USER_AGENT,
+        },
+        redirect: 'manual',
+        signal,
+      });
+      const headers: Record<string, string> = {};
+      response.headers.forEach((value, name) => {
+        if (name !== 'set-cookie') {
+          headers[name] = value;
+        }
+      });
+      const body = await readCapped(response, maxResponseBytes);
+      return { status: response.status, headers, body };
+    } catch (err) {
+      if (err instanceof DuoError) {
+        throw err;
+      }
+      const what = signal.aborted ? `did not answer within ${timeoutMs} ms` : 'could not be reached';
+      throw new DuoError('unavailable', `Duo ${what} (${new URL(url).pathname}); check DUO_API_HOST and the network`, {
+        cause: err,
+      });
+    }
+  }
+
+  private throwOnTransportStatus(res: DuoHttpResponse): void {
+    if (res.status === 429) {
+      throw new DuoError('rate_limited', 'Duo is rate-limiting this application (429); try again later');
+    }
+    if (res.status >= 500) {
+      throw new DuoError('unavailable', `Duo answered ${res.status}; it is having trouble, try again later`);
+    }
+    if (res.status >= 300 && res.status < 400) {
+      throw new DuoError('unavailable', `Duo answered with a redirect (${res.status}), which is never followed`);
+    }
+  }
+
+  private rejection(
+    body: Record<string, unknown>,
+    status: number,
+    call: string,
+    sensitive: string[] = [],
+  ): DuoError {
+    const error = String(body.error ?? body.message ?? 'error');
+    const description = String(body.error_description ?? body.message_detail ?? '');
+    const text = redact(`${safeText(error)}: ${safeText(description)}`, [this.secret, ...sensitive]);
+    const code: DuoErrorCode =
+      error === 'invalid_client' || body.code === 40002 ? 'invalid_client' : error === 'invalid_grant' ? 'invalid_grant' : 'duo_rejected';
+    const hint =
+      code === 'invalid_client'
+        ? 'check DUO_CLIENT_ID, DUO_CLIENT_SECRET and DUO_API_HOST'
+        : code === 'invalid_grant'
+          ? 'the code was used, expired, or the redirect URI differs; start the sign-on again'
+          : 'see Duo\'s message';
+    return new DuoError(code, `Duo refused the ${call} (${status} ${text}); ${hint}`);
+  }
+
+  private idTokenError(err: unknown): DuoError {
+    const [code, message] = classifyJoseError(err);
+    return new DuoError(code, message, { cause: err });
+  }
+}
+
+function classifyJoseError(err: unknown): [DuoErrorCode, string] {
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) {
+    return ['id_token_alg', 'The id_token is not signed with HS512'];
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return ['id_token_signature', 'The id_token signature does not verify; check DUO_CLIENT_SECRET'];
+  }
+  if (err instanceof joseErrors.JWTExpired) {
+    return ['id_token_expired', 'The id_token has expired; check this server\'s clock (NTP)'];
+  }
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.reason === 'check_failed') {
+      switch (err.claim) {
+        case 'iss':
+          return ['id_token_iss', 'The id_token issuer is not https://<DUO_API_HOST>/oauth/v1/token; check DUO_API_HOST'];
+        case 'aud':
+          return ['id_token_aud', 'The id_token audience is not this Client ID; check DUO_CLIENT_ID'];
+        case 'nbf':
+          return ['id_token_nbf', 'The id_token is not valid yet; check this server\'s clock (NTP)'];
+        default:
+          break;
+      }
+    }
+    return ['id_token_claims', `The id_token claim "${err.claim}" is missing or invalid`];
+  }
+  return ['id_token_malformed', 'The id_token is not a well-formed HS512 JWT'];
+}
+
+function parseTokenResponse(body: unknown): DuoTokenResponse {
+  if (!isRecord(body)) {
+    throw new DuoError('token_response', 'Duo\'s token answer is not a JSON object');
+  }
+  const missing: string[] = [];
+  if (typeof body.id_token !== 'string' || body.id_token.length === 0) {
+    missing.push('id_token');
+  }
+  if (typeof body.access_token !== 'string' || body.access_token.length === 0) {
+    missing.push('access_token');
+  }
+  if (typeof body.expires_in !== 'number' || !Number.isInteger(body.expires_in) || body.expires_in <= 0) {
+    missing.push('expires_in (a positive integer)');
+  }
+  if (body.token_type !== 'Bearer') {
+    missing.push('token_type "Bearer"');
+  }
+  if (missing.length > 0) {
+    throw new DuoError('token_response', `Duo's token answer lacks ${missing.join(', ')}`);
+  }
+  return body as DuoTokenResponse;
+}
+
+async function readCapped(response: Response, maxBytes: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw new DuoError('token_response', `Duo's answer is larger than ${maxBytes} bytes`);
+  }
+  if (!response.body) {
+    return '';
+  }
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new DuoError('token_response', `Duo's answer is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Printable, bounded text from a remote answer (no CR/LF injection into logs). */
+function safeText(value: unknown): string {
+  return String(value).replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+}
+
+function redact(text: string, values: string[]): string {
+  return values.reduce((acc, v) => (v ? acc.split(v).join('[redacted]') : acc), text);
+}
+
+function assertUsername(username: unknown): asserts username is string {
+  if (
+    typeof username !== 'string' ||
+    username.length === 0 ||
+    username.length > DUO_USERNAME_MAX_LENGTH ||
+    CONTROL_CHARS.test(username)
+  ) {
+    throw new DuoError('invalid_argument', `The username ${DUO_MESSAGES.username}`);
+  }
+}
+
+function assertState(state: unknown): asserts state is string {
+  if (typeof state !== 'string' || state.length < DUO_STATE_MIN_LENGTH || state.length > DUO_STATE_MAX_LENGTH) {
+    throw new DuoError('invalid_argument', `The state ${DUO_MESSAGES.state}`);
+  }
+}
+
+function assertNonce(nonce: unknown): asserts nonce is string {
+  if (typeof nonce !== 'string' || nonce.length < DUO_NONCE_MIN_LENGTH || nonce.length > DUO_NONCE_MAX_LENGTH) {
+    throw new DuoError('invalid_argument', `The nonce ${DUO_MESSAGES.nonce}`);
+  }
+}
