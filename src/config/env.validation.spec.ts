@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from '@jest/globals';
+import { EnvValidationError, validateEnv } from './env.validation.js';
+
+function readEnvExample(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(new URL('../../.env.example', import.meta.url), 'utf8').split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m) {
+      out[m[1]] = m[2];
+    }
+  }
+  return out;
+}
+
+const SECRET = 'Zq3Lr8Tb1Wc5Yd7Ae2Gf4Hj6Kk9Mn0Pp1Qs3Rt5U';
+const VALID = {
+  DUO_CLIENT_ID: 'DIABCDEFGHIJ12345678',
+  DUO_CLIENT_SECRET: 'abcdefghijklmnopqrstuvwxyz0123456789ABCD',
+  DUO_API_HOST: 'api-1a2b3c4d.duosecurity.com',
+};
+const PRODUCTION = {
+  ...VALID,
+  NODE_ENV: 'production',
+  PUBLIC_URL: 'https://app.example.org',
+  DUO_REDIRECT_URI: 'https://app.example.org/auth/duo/callback',
+  SESSION_SECRET: SECRET,
+  AUDIT_CHAIN_KEY: SECRET.split('').reverse().join(''),
+};
+
+function problemsOf(env: Record<string, string | undefined>): Record<string, string> {
+  try {
+    validateEnv(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(EnvValidationError);
+    return Object.fromEntries((err as EnvValidationError).problems.map((p) => [p.variable, p.message]));
+  }
+  return {};
+}
+
+describe(validateEnv.name, () => {
+  it('should accept .env.example when NODE_ENV is development', () => {
+    const env = validateEnv(readEnvExample());
+    expect(env.DUO_FAILMODE).toBe('closed');
+    expect(env.DATABASE_URL).toBeUndefined();
+  });
+
+  it('should refuse .env.example placeholders when NODE_ENV is production', () => {
+    const problems = problemsOf({ ...readEnvExample(), NODE_ENV: 'production' });
+    expect(Object.keys(problems).sort()).toEqual(
+      ['AUDIT_CHAIN_KEY', 'DUO_CLIENT_SECRET', 'DUO_REDIRECT_URI', 'PUBLIC_URL', 'SESSION_SECRET'].sort(),
+    );
+  });
+
+  it('should apply documented defaults when optional variables are unset', () => {
+    const env = validateEnv(VALID);
+    expect(env).toMatchObject({
+      NODE_ENV: 'development',
+      PORT: 3000,
+      DUO_FAILMODE: 'closed',
+      DUO_TIMEOUT_MS: 5000,
+      DUO_CLOCK_TOLERANCE_MS: 60000,
+      DUO_SKIP_BUTTON_PRESS: true,
+      DUO_BUTTON_DISPLAY_NAME: 'Sign on with Duo',
+      DUO_REDIRECT_URI: 'http://localhost:3000/auth/duo/callback',
+      AUDIT_POLICY: 'spool',
+    });
+    expect(env.SESSION_SECRET.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('should accept a production environment with real values', () => {
+    expect(validateEnv(PRODUCTION).NODE_ENV).toBe('production');
+  });
+
+  it('should list every bad variable at once when several are wrong', () => {
+    const problems = problemsOf({ PORT: 'eighty', DUO_FAILMODE: 'maybe' });
+    expect(Object.keys(problems).sort()).toEqual(
+      ['DUO_API_HOST', 'DUO_CLIENT_ID', 'DUO_CLIENT_SECRET', 'DUO_FAILMODE', 'PORT'].sort(),
+    );
+    expect(problems.DUO_CLIENT_ID).toMatch(/required/);
+  });
+
+  it.each([
+    ['DUO_CLIENT_ID', 'DIABCDEFGHIJ1234567', /20-character Client ID/],
+    ['DUO_CLIENT_ID', 'diabcdefghij12345678', /20-character Client ID/],
+    ['DUO_CLIENT_SECRET', 'abcdefghijklmnopqrstuvwxyz0123456789ABC', /40-character Client secret/],
+    ['DUO_CLIENT_SECRET', 'abcdefghijklmnopqrstuvwxyz0123456789AB!D', /40-character Client secret/],
+    ['DUO_API_HOST', 'https://api-1a2b3c4d.duosecurity.com/path', /API hostname/],
+    ['DUO_API_HOST', 'api-1a2b3c4d.duosecurity.com/oauth', /API hostname/],
+    ['DUO_REDIRECT_URI', 'https://app.example.org/' + 'a'.repeat(240), /at most 256/],
+    ['DUO_REDIRECT_URI', '/auth/duo/callback', /absolute/],
+    ['DUO_REDIRECT_URI', 'https://app.example.org/cb#frag', /fragment/],
+    ['DUO_FAILMODE', 'sometimes', /closed, open/],
+    ['DUO_TIMEOUT_MS', '50', /from 100 to 60000/],
+    ['DUO_CLOCK_TOLERANCE_MS', '600000', /from 0 to 300000/],
+    ['PORT', '70000', /from 0 to 65535/],
+    ['DATABASE_URL', 'mysql://x@y/z', /postgres:\/\//],
+    ['REDIS_URL', 'localhost:6379', /redis:\/\//],
+    ['SESSION_SECRET', 'short-secret', /at least 32/],
+    ['AUDIT_CHAIN_KEY', 'short', /at least 32/],
+    ['AUDIT_POLICY', 'drop', /spool, deny/],
+    ['DUO_SKIP_BUTTON_PRESS', 'perhaps', /true or false/],
+    ['DUO_BUTTON_DISPLAY_NAME', 'x'.repeat(65), /at most 64/],
+  ])('should refuse %s when it is %p', (name, value, message) => {
+    const problems = problemsOf({ ...VALID, [name]: value });
+    expect(problems[name]).toMatch(message);
+  });
+
+  it('should accept an http:// simulator URL as DUO_API_HOST outside production only', () => {
+    expect(validateEnv({ ...VALID, DUO_API_HOST: 'http://127.0.0.1:4000' }).DUO_API_HOST).toBe('http://127.0.0.1:4000');
+    expect(problemsOf({ ...PRODUCTION, DUO_API_HOST: 'http://127.0.0.1:4000' }).DUO_API_HOST).toMatch(/production/);
+  });
+
+  it('should require https redirect URI and public URL when NODE_ENV is production', () => {
+    const problems = problemsOf({
+      ...PRODUCTION,
+      DUO_REDIRECT_URI: 'http://localhost:3000/auth/duo/callback',
+      PUBLIC_URL: 'http://app.example.org',
+    });
+    expect(problems.DUO_REDIRECT_URI).toMatch(/https/);
+    expect(problems.PUBLIC_URL).toMatch(/https/);
+  });
+
+  it('should require SESSION_SECRET and AUDIT_CHAIN_KEY when NODE_ENV is production', () => {
+    const problems = problemsOf({ ...PRODUCTION, SESSION_SECRET: undefined, AUDIT_CHAIN_KEY: '' });
+    expect(problems.SESSION_SECRET).toMatch(/required in production/);
+    expect(problems.AUDIT_CHAIN_KEY).toMatch(/required in production/);
+  });
+
+  it('should refuse a placeholder or repeated-character secret when NODE_ENV is production', () => {
+    const problems = problemsOf({ ...PRODUCTION, SESSION_SECRET: 'a'.repeat(40), AUDIT_CHAIN_KEY: 'replace-this-with-a-long-random-value!!' });
+    expect(problems.SESSION_SECRET).toMatch(/placeholder/);
+    expect(problems.AUDIT_CHAIN_KEY).toMatch(/placeholder/);
+  });
+
+  it('should never print a secret value when a secret is invalid', () => {
+    const leaked = 'abcdefghijklmnopqrstuvwxyz0123456789AB!D';
+    let message = '';
+    try {
+      validateEnv({ ...VALID, DUO_CLIENT_SECRET: leaked, SESSION_SECRET: 'tooshort-but-secret' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('DUO_CLIENT_SECRET');
+    expect(message).not.toContain(leaked);
+    expect(message).not.toContain('tooshort-but-secret');
+  });
+
+  it('should parse admin lists and database URLs when they are set', () => {
+    const env = validateEnv({
+      ...VALID,
+      AUDIT_ADMIN_USERS: 'alice, bob ,,',
+      AUDIT_ADMIN_GROUPS: 'admins',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+    });
+    expect(env.AUDIT_ADMIN_USERS).toEqual(['alice', 'bob']);
+    expect(env.AUDIT_ADMIN_GROUPS).toEqual(['admins']);
+    expect(env.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/test');
+  });
+});

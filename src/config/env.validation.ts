@@ -1,0 +1,260 @@
+import { randomBytes } from 'node:crypto';
+import {
+  DUO_BOUNDS,
+  DUO_DEFAULTS,
+  DUO_MESSAGES,
+  isValidClientId,
+  isValidClientSecret,
+  isValidRedirectUri,
+  parseApiHost,
+} from '../duo/index.js';
+
+/** Every environment variable the app reads, parsed and typed. See README "Configuration". */
+export interface AppEnv {
+  NODE_ENV: 'development' | 'production' | 'test';
+  HOST: string;
+  PORT: number;
+  PUBLIC_URL: string;
+  TRUST_PROXY: number;
+  LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error';
+  DUO_CLIENT_ID: string;
+  DUO_CLIENT_SECRET: string;
+  DUO_API_HOST: string;
+  DUO_REDIRECT_URI: string;
+  DUO_FAILMODE: 'closed' | 'open';
+  DUO_TIMEOUT_MS: number;
+  DUO_CLOCK_TOLERANCE_MS: number;
+  DUO_HEALTH_CACHE_MS: number;
+  DUO_PENDING_TTL_MS: number;
+  DUO_SKIP_BUTTON_PRESS: boolean;
+  DUO_BUTTON_DISPLAY_NAME: string;
+  DUO_BUTTON_CSS: string;
+  DUO_SHOW_POWERED_BY: boolean;
+  DATABASE_URL: string | undefined;
+  DATABASE_MIGRATIONS_RUN: boolean;
+  REDIS_URL: string | undefined;
+  SESSION_SECRET: string;
+  SESSION_IDLE_TIMEOUT_MS: number;
+  SESSION_ABSOLUTE_TIMEOUT_MS: number;
+  AUDIT_CHAIN_KEY: string;
+  AUDIT_POLICY: 'spool' | 'deny';
+  AUDIT_SPOOL_DIR: string;
+  AUDIT_RETENTION_DAYS: number | undefined;
+  AUDIT_ADMIN_USERS: string[];
+  AUDIT_ADMIN_GROUPS: string[];
+}
+
+type Raw = Record<string, string | undefined>;
+type Parser<T> = (raw: string, env: { production: boolean; raw: Raw }) => T | Invalid;
+
+class Invalid {
+  constructor(readonly message: string) {}
+}
+
+const invalid = (message: string) => new Invalid(message);
+
+/** Values that show a secret was copied from an example and never set. */
+const PLACEHOLDER = /change[-_ ]?me|placeholder|example|replace|your[-_ ]|^x+$|^(.)\1+$/i;
+
+function int(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const n = Number(raw);
+    return /^-?\d+$/.test(raw.trim()) && Number.isSafeInteger(n) && n >= min && n <= max
+      ? n
+      : invalid(`must be an integer from ${min} to ${max}`);
+  };
+}
+
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw) => {
+    const v = raw.trim().toLowerCase() as T;
+    return values.includes(v) ? v : invalid(`must be one of ${values.join(', ')}`);
+  };
+}
+
+const bool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) {
+    return true;
+  }
+  if (['false', '0', 'no', 'off'].includes(v)) {
+    return false;
+  }
+  return invalid('must be true or false');
+};
+
+const text =
+  (max: number): Parser<string> =>
+  (raw) =>
+    raw.length <= max && !/[\0\r\n]/.test(raw) ? raw : invalid(`must be at most ${max} characters on one line`);
+
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function secret(what: string): Parser<string> {
+  return (raw, { production }) => {
+    if (raw.length < 32) {
+      return invalid(`must be at least 32 characters (${what}); generate one with: openssl rand -base64 48`);
+    }
+    if (production && PLACEHOLDER.test(raw)) {
+      return invalid(`is still the placeholder from .env.example; set a real random value (${what})`);
+    }
+    return raw;
+  };
+}
+
+const duoApiHost: Parser<string> = (raw, { production }) => {
+  const parsed = parseApiHost(raw.trim(), !production);
+  if ('error' in parsed) {
+    return invalid(production && /^http:/i.test(raw) ? 'must be a bare Duo API hostname in production (http:// is only for the local simulator)' : DUO_MESSAGES.apiHost + ' (outside production, also http://host:port of the simulator)');
+  }
+  return raw.trim();
+};
+
+const databaseUrl: Parser<string> = (raw) =>
+  /^(sqlite:.+|postgres(ql)?:\/\/.+)$/i.test(raw.trim())
+    ? raw.trim()
+    : invalid('must be sqlite:<path>, sqlite::memory: or postgres://user@host:5432/db (unset: a SQLite file under ./data)');
+
+const redisUrl: Parser<string> = (raw) =>
+  /^rediss?:\/\/.+/i.test(raw.trim()) ? raw.trim() : invalid('must be redis://host:6379[/db] or rediss://...');
+
+const url: Parser<string> = (raw, { production }) => {
+  try {
+    const u = new URL(raw.trim());
+    if (u.protocol !== 'https:' && (production || u.protocol !== 'http:')) {
+      return invalid('must be an https:// URL (http:// only outside production)');
+    }
+    return u.origin;
+  } catch {
+    return invalid('must be an absolute URL such as https://app.example.com');
+  }
+};
+
+interface VarSpec<K extends keyof AppEnv> {
+  parse: Parser<AppEnv[K]>;
+  /** The default, or a function of the other (already parsed) values. Absent: the variable is required. */
+  fallback?: (env: Partial<AppEnv>, production: boolean) => AppEnv[K] | Invalid;
+  /** How to fix it when missing. */
+  hint?: string;
+}
+
+type Schema = { [K in keyof AppEnv]: VarSpec<K> };
+
+const SCHEMA: Schema = {
+  NODE_ENV: { parse: oneOf('development', 'production', 'test'), fallback: () => 'development' },
+  HOST: { parse: text(255), fallback: () => '127.0.0.1' },
+  PORT: { parse: int(0, 65535), fallback: () => 3000 },
+  PUBLIC_URL: {
+    parse: url,
+    fallback: (e, production) =>
+      production ? invalid('is required in production: the https:// origin users reach') : `http://localhost:${e.PORT ?? 3000}`,
+  },
+  TRUST_PROXY: { parse: int(0, 10), fallback: () => 0 },
+  LOG_LEVEL: { parse: oneOf('debug', 'info', 'warn', 'error'), fallback: () => 'info' },
+  DUO_CLIENT_ID: {
+    parse: (raw) => (isValidClientId(raw.trim()) ? raw.trim() : invalid(DUO_MESSAGES.clientId)),
+    hint: 'the Client ID from the Duo Admin Panel (or from `npm run simulator`)',
+  },
+  DUO_CLIENT_SECRET: {
+    parse: (raw, { production }) => {
+      if (!isValidClientSecret(raw.trim())) {
+        return invalid(DUO_MESSAGES.clientSecret);
+      }
+      return production && PLACEHOLDER.test(raw) ? invalid('is still a placeholder; set the real Client secret') : raw.trim();
+    },
+    hint: 'the Client secret from the Duo Admin Panel (or from `npm run simulator`)',
+  },
+  DUO_API_HOST: { parse: duoApiHost, hint: 'the API hostname from the Duo Admin Panel, such as api-xxxxxxxx.duosecurity.com' },
+  DUO_REDIRECT_URI: {
+    parse: (raw, { production }) => {
+      const v = raw.trim();
+      if (!isValidRedirectUri(v, !production) || (production && !v.startsWith('https://'))) {
+        return invalid(production ? 'must be an https:// URL of at most 256 characters in production' : DUO_MESSAGES.redirectUri);
+      }
+      return v;
+    },
+    fallback: (e, production) =>
+      production ? invalid('is required in production: https://<your host>/auth/duo/callback') : `${e.PUBLIC_URL}/auth/duo/callback`,
+  },
+  DUO_FAILMODE: { parse: oneOf('closed', 'open'), fallback: () => 'closed' },
+  DUO_TIMEOUT_MS: { parse: int(DUO_BOUNDS.timeoutMs.min, DUO_BOUNDS.timeoutMs.max), fallback: () => DUO_DEFAULTS.timeoutMs },
+  DUO_CLOCK_TOLERANCE_MS: {
+    parse: int(DUO_BOUNDS.clockToleranceMs.min, DUO_BOUNDS.clockToleranceMs.max),
+    fallback: () => DUO_DEFAULTS.clockToleranceMs,
+  },
+  DUO_HEALTH_CACHE_MS: { parse: int(0, 600_000), fallback: () => 10_000 },
+  DUO_PENDING_TTL_MS: { parse: int(30_000, 3_600_000), fallback: () => 600_000 },
+  DUO_SKIP_BUTTON_PRESS: { parse: bool, fallback: () => true },
+  DUO_BUTTON_DISPLAY_NAME: { parse: text(64), fallback: () => 'Sign on with Duo' },
+  DUO_BUTTON_CSS: { parse: text(8192), fallback: () => '' },
+  DUO_SHOW_POWERED_BY: { parse: bool, fallback: () => false },
+  DATABASE_URL: { parse: databaseUrl, fallback: () => undefined },
+  DATABASE_MIGRATIONS_RUN: { parse: bool, fallback: () => true },
+  REDIS_URL: { parse: redisUrl, fallback: () => undefined },
+  SESSION_SECRET: {
+    parse: secret('it signs the session and browser-binding cookies'),
+    fallback: (_e, production) =>
+      production ? invalid('is required in production (>= 32 random characters)') : randomBytes(32).toString('base64url'),
+  },
+  SESSION_IDLE_TIMEOUT_MS: { parse: int(60_000, 86_400_000), fallback: () => 15 * 60_000 },
+  SESSION_ABSOLUTE_TIMEOUT_MS: { parse: int(60_000, 7 * 86_400_000), fallback: () => 8 * 3_600_000 },
+  AUDIT_CHAIN_KEY: {
+    parse: secret('it keys the audit chain HMAC; keep it outside the database'),
+    fallback: (_e, production) =>
+      production ? invalid('is required in production (>= 32 random characters, kept outside the database)') : 'development-only-audit-chain-key-not-for-production',
+  },
+  AUDIT_POLICY: { parse: oneOf('spool', 'deny'), fallback: () => 'spool' },
+  AUDIT_SPOOL_DIR: { parse: text(1024), fallback: () => './data/spool' },
+  AUDIT_RETENTION_DAYS: { parse: int(1, 36_500), fallback: () => undefined },
+  AUDIT_ADMIN_USERS: { parse: list, fallback: () => [] },
+  AUDIT_ADMIN_GROUPS: { parse: list, fallback: () => [] },
+};
+
+/** Names of every variable, in README order. */
+export const ENV_VARIABLES = Object.keys(SCHEMA) as (keyof AppEnv)[];
+
+export class EnvValidationError extends Error {
+  override name = 'EnvValidationError';
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(
+      `Invalid environment (${problems.length} problem${problems.length === 1 ? '' : 's'}); fix these and start again:\n` +
+        problems.map((p) => `  - ${p.variable} ${p.message}`).join('\n'),
+    );
+  }
+}
+
+/**
+ * Validates the whole environment at once and returns typed values. One error lists every bad
+ * variable by name with how to fix it; values are never printed, so no secret can leak.
+ * Used as ConfigModule's `validate` hook.
+ */
+export function validateEnv(raw: Raw): AppEnv {
+  const production = (raw.NODE_ENV ?? '').trim().toLowerCase() === 'production';
+  const out: Partial<Record<keyof AppEnv, unknown>> = {};
+  const problems: { variable: string; message: string }[] = [];
+  for (const name of ENV_VARIABLES) {
+    const spec = SCHEMA[name] as VarSpec<typeof name>;
+    const value = raw[name];
+    let result: unknown;
+    if (value === undefined || value.trim() === '') {
+      result = spec.fallback
+        ? spec.fallback(out as Partial<AppEnv>, production)
+        : invalid(`is required: ${spec.hint ?? 'set it'}`);
+    } else {
+      result = spec.parse(value, { production, raw });
+    }
+    if (result instanceof Invalid) {
+      problems.push({ variable: name, message: result.message });
+    } else {
+      out[name] = result;
+    }
+  }
+  if (problems.length > 0) {
+    throw new EnvValidationError(problems);
+  }
+  return out as AppEnv;
+}
