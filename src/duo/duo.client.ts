@@ -91,7 +91,11 @@ export class DuoClient {
   /** Asks Duo whether it can serve this application. Throws a DuoError when it cannot. */
   async healthCheck(): Promise<DuoHealthCheckResult> {
     const assertion = await this.clientAssertion(this.healthUrl);
-    const res = await this.post(this.healthUrl, { client_id: this.options.clientId, client_assertion: assertion });
+    const res = await this.post(
+      this.healthUrl,
+      { client_id: this.options.clientId, client_assertion: assertion },
+      'health_response',
+    );
     this.throwOnTransportStatus(res);
     const body = parseJson(res.body);
     if (res.status === 200 && isRecord(body) && body.stat === 'OK' && isRecord(body.response)) {
@@ -106,11 +110,18 @@ export class DuoClient {
     if (res.status >= 400 && isRecord(body) && typeof body.error === 'string') {
       throw this.rejection(body, res.status, 'health check');
     }
-    throw new DuoError('health_response', `Duo's health check answered ${res.status} without its OK envelope`);
+    throw new DuoError(
+      'health_response',
+      `Duo's health check answered ${res.status} without its OK envelope`,
+    );
   }
 
   /** The URL of Duo's prompt for this user, carrying the signed request JWT. */
-  async createAuthUrl(username: string, state: string, options: Partial<DuoAuthUrlOptions> = {}): Promise<string> {
+  async createAuthUrl(
+    username: string,
+    state: string,
+    options: Partial<DuoAuthUrlOptions> = {},
+  ): Promise<string> {
     assertUsername(username);
     assertState(state);
     if (options.nonce !== undefined) {
@@ -126,7 +137,11 @@ export class DuoClient {
       nonce: options.nonce,
     });
     const request = await signHs512(claims, await this.key);
-    const query = new URLSearchParams({ response_type: 'code', client_id: this.options.clientId, request });
+    const query = new URLSearchParams({
+      response_type: 'code',
+      client_id: this.options.clientId,
+      request,
+    });
     return `${this.authorizeUrl}?${query.toString()}`;
   }
 
@@ -134,7 +149,10 @@ export class DuoClient {
    * Exchanges the authorization code from Duo's redirect for the MFA result, verifying the id_token.
    * `username` and `nonce` must come from server-side state, never from the callback.
    */
-  async exchangeAuthorizationCode(code: string, options: DuoExchangeOptions): Promise<DuoMfaResult> {
+  async exchangeAuthorizationCode(
+    code: string,
+    options: DuoExchangeOptions,
+  ): Promise<DuoMfaResult> {
     if (typeof code !== 'string' || !CODE_RE.test(code)) {
       throw new DuoError('invalid_argument', DUO_MESSAGES.code);
     }
@@ -143,21 +161,28 @@ export class DuoClient {
       assertNonce(options.nonce);
     }
     const assertion = await this.clientAssertion(this.tokenUrl);
-    const res = await this.post(this.tokenUrl, {
-      grant_type: DUO_GRANT_TYPE,
-      code,
-      redirect_uri: this.options.redirectUri,
-      client_id: this.options.clientId,
-      client_assertion_type: DUO_CLIENT_ASSERTION_TYPE,
-      client_assertion: assertion,
-    });
+    const res = await this.post(
+      this.tokenUrl,
+      {
+        grant_type: DUO_GRANT_TYPE,
+        code,
+        redirect_uri: this.options.redirectUri,
+        client_id: this.options.clientId,
+        client_assertion_type: DUO_CLIENT_ASSERTION_TYPE,
+        client_assertion: assertion,
+      },
+      'token_response',
+    );
     this.throwOnTransportStatus(res);
     const body = parseJson(res.body);
     if (res.status !== 200) {
       if (isRecord(body) && (typeof body.error === 'string' || body.stat === 'FAIL')) {
         throw this.rejection(body, res.status, 'token exchange', [code, assertion]);
       }
-      throw new DuoError('token_response', `Duo's token endpoint answered ${res.status} without an error body`);
+      throw new DuoError(
+        'token_response',
+        `Duo's token endpoint answered ${res.status} without an error body`,
+      );
     }
     const rawResponse = parseTokenResponse(body);
     const claims = await this.verifyIdToken(rawResponse.id_token, options);
@@ -191,26 +216,47 @@ export class DuoClient {
       throw this.idTokenError(err);
     }
     if (payload.aud !== this.options.clientId) {
-      throw new DuoError('id_token_aud', 'The id_token audience must be exactly the Client ID (a single string)');
+      throw new DuoError(
+        'id_token_aud',
+        'The id_token audience must be exactly the Client ID (a single string)',
+      );
     }
     if (typeof payload.iat !== 'number' || payload.iat > nowMs / 1000 + toleranceSec) {
-      throw new DuoError('id_token_iat', 'The id_token was issued in the future; check this server\'s clock (NTP)');
+      throw new DuoError(
+        'id_token_iat',
+        "The id_token was issued in the future; check this server's clock (NTP)",
+      );
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw new DuoError('id_token_claims', 'The id_token has no subject');
     }
-    if (expected.nonce === undefined ? payload.nonce !== undefined : payload.nonce !== expected.nonce) {
-      throw new DuoError('id_token_nonce', 'The id_token nonce does not match this sign-on; start again');
+    if (
+      expected.nonce === undefined ? payload.nonce !== undefined : payload.nonce !== expected.nonce
+    ) {
+      throw new DuoError(
+        'id_token_nonce',
+        'The id_token nonce does not match this sign-on; start again',
+      );
     }
     if (payload.preferred_username !== expected.username) {
-      throw new DuoError('id_token_username', 'The id_token is for another user than the one who started this sign-on');
+      throw new DuoError(
+        'id_token_username',
+        'The id_token is for another user than the one who started this sign-on',
+      );
     }
     const authResult = payload.auth_result;
-    if (!isRecord(authResult) || typeof authResult.result !== 'string' || typeof authResult.status !== 'string') {
+    if (
+      !isRecord(authResult) ||
+      typeof authResult.result !== 'string' ||
+      typeof authResult.status !== 'string'
+    ) {
       throw new DuoError('id_token_claims', 'The id_token has no auth_result');
     }
     if (authResult.result !== 'allow') {
-      throw new DuoError('id_token_auth_result', `Duo did not allow this authentication (${safeText(authResult.status)})`);
+      throw new DuoError(
+        'id_token_auth_result',
+        `Duo did not allow this authentication (${safeText(authResult.status)})`,
+      );
     }
     const context = payload.auth_context;
     if (!isRecord(context) || typeof context.txid !== 'string') {
@@ -224,10 +270,17 @@ export class DuoClient {
   }
 
   private async clientAssertion(audience: string): Promise<string> {
-    return signHs512(clientAssertionClaims(this.options.clientId, audience, this.nowSec(), randomToken()), await this.key);
+    return signHs512(
+      clientAssertionClaims(this.options.clientId, audience, this.nowSec(), randomToken()),
+      await this.key,
+    );
   }
 
-  private async post(url: string, form: Record<string, string>): Promise<DuoHttpResponse> {
+  private async post(
+    url: string,
+    form: Record<string, string>,
+    badResponse: DuoErrorCode,
+  ): Promise<DuoHttpResponse> {
     const { timeoutMs, maxResponseBytes } = this.options;
     const signal = AbortSignal.timeout(timeoutMs);
     try {
@@ -248,28 +301,43 @@ export class DuoClient {
           headers[name] = value;
         }
       });
-      const body = await readCapped(response, maxResponseBytes);
+      const body = await readCapped(response, maxResponseBytes, badResponse);
       return { status: response.status, headers, body };
     } catch (err) {
       if (err instanceof DuoError) {
         throw err;
       }
-      const what = signal.aborted ? `did not answer within ${timeoutMs} ms` : 'could not be reached';
-      throw new DuoError('unavailable', `Duo ${what} (${new URL(url).pathname}); check DUO_API_HOST and the network`, {
-        cause: err,
-      });
+      const what = signal.aborted
+        ? `did not answer within ${timeoutMs} ms`
+        : 'could not be reached';
+      throw new DuoError(
+        'unavailable',
+        `Duo ${what} (${new URL(url).pathname}); check DUO_API_HOST and the network`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
   private throwOnTransportStatus(res: DuoHttpResponse): void {
     if (res.status === 429) {
-      throw new DuoError('rate_limited', 'Duo is rate-limiting this application (429); try again later');
+      throw new DuoError(
+        'rate_limited',
+        'Duo is rate-limiting this application (429); try again later',
+      );
     }
     if (res.status >= 500) {
-      throw new DuoError('unavailable', `Duo answered ${res.status}; it is having trouble, try again later`);
+      throw new DuoError(
+        'unavailable',
+        `Duo answered ${res.status}; it is having trouble, try again later`,
+      );
     }
     if (res.status >= 300 && res.status < 400) {
-      throw new DuoError('unavailable', `Duo answered with a redirect (${res.status}), which is never followed`);
+      throw new DuoError(
+        'unavailable',
+        `Duo answered with a redirect (${res.status}), which is never followed`,
+      );
     }
   }
 
@@ -281,15 +349,22 @@ export class DuoClient {
   ): DuoError {
     const error = String(body.error ?? body.message ?? 'error');
     const description = String(body.error_description ?? body.message_detail ?? '');
-    const text = redact(`${safeText(error)}: ${safeText(description)}`, [this.secret, ...sensitive]);
+    const text = redact(`${safeText(error)}: ${safeText(description)}`, [
+      this.secret,
+      ...sensitive,
+    ]);
     const code: DuoErrorCode =
-      error === 'invalid_client' || body.code === 40002 ? 'invalid_client' : error === 'invalid_grant' ? 'invalid_grant' : 'duo_rejected';
+      error === 'invalid_client' || body.code === 40002
+        ? 'invalid_client'
+        : error === 'invalid_grant'
+          ? 'invalid_grant'
+          : 'duo_rejected';
     const hint =
       code === 'invalid_client'
         ? 'check DUO_CLIENT_ID, DUO_CLIENT_SECRET and DUO_API_HOST'
         : code === 'invalid_grant'
           ? 'the code was used, expired, or the redirect URI differs; start the sign-on again'
-          : 'see Duo\'s message';
+          : "see Duo's message";
     return new DuoError(code, `Duo refused the ${call} (${status} ${text}); ${hint}`);
   }
 
@@ -304,20 +379,29 @@ function classifyJoseError(err: unknown): [DuoErrorCode, string] {
     return ['id_token_alg', 'The id_token is not signed with HS512'];
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
-    return ['id_token_signature', 'The id_token signature does not verify; check DUO_CLIENT_SECRET'];
+    return [
+      'id_token_signature',
+      'The id_token signature does not verify; check DUO_CLIENT_SECRET',
+    ];
   }
   if (err instanceof joseErrors.JWTExpired) {
-    return ['id_token_expired', 'The id_token has expired; check this server\'s clock (NTP)'];
+    return ['id_token_expired', "The id_token has expired; check this server's clock (NTP)"];
   }
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.reason === 'check_failed') {
       switch (err.claim) {
         case 'iss':
-          return ['id_token_iss', 'The id_token issuer is not https://<DUO_API_HOST>/oauth/v1/token; check DUO_API_HOST'];
+          return [
+            'id_token_iss',
+            'The id_token issuer is not https://<DUO_API_HOST>/oauth/v1/token; check DUO_API_HOST',
+          ];
         case 'aud':
-          return ['id_token_aud', 'The id_token audience is not this Client ID; check DUO_CLIENT_ID'];
+          return [
+            'id_token_aud',
+            'The id_token audience is not this Client ID; check DUO_CLIENT_ID',
+          ];
         case 'nbf':
-          return ['id_token_nbf', 'The id_token is not valid yet; check this server\'s clock (NTP)'];
+          return ['id_token_nbf', "The id_token is not valid yet; check this server's clock (NTP)"];
         default:
           break;
       }
@@ -329,7 +413,7 @@ function classifyJoseError(err: unknown): [DuoErrorCode, string] {
 
 function parseTokenResponse(body: unknown): DuoTokenResponse {
   if (!isRecord(body)) {
-    throw new DuoError('token_response', 'Duo\'s token answer is not a JSON object');
+    throw new DuoError('token_response', "Duo's token answer is not a JSON object");
   }
   const missing: string[] = [];
   if (typeof body.id_token !== 'string' || body.id_token.length === 0) {
@@ -338,7 +422,11 @@ function parseTokenResponse(body: unknown): DuoTokenResponse {
   if (typeof body.access_token !== 'string' || body.access_token.length === 0) {
     missing.push('access_token');
   }
-  if (typeof body.expires_in !== 'number' || !Number.isInteger(body.expires_in) || body.expires_in <= 0) {
+  if (
+    typeof body.expires_in !== 'number' ||
+    !Number.isInteger(body.expires_in) ||
+    body.expires_in <= 0
+  ) {
     missing.push('expires_in (a positive integer)');
   }
   if (body.token_type !== 'Bearer') {
@@ -350,11 +438,15 @@ function parseTokenResponse(body: unknown): DuoTokenResponse {
   return body as DuoTokenResponse;
 }
 
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
+async function readCapped(
+  response: Response,
+  maxBytes: number,
+  code: DuoErrorCode,
+): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > maxBytes) {
     await response.body?.cancel();
-    throw new DuoError('token_response', `Duo's answer is larger than ${maxBytes} bytes`);
+    throw new DuoError(code, `Duo's answer is larger than ${maxBytes} bytes`);
   }
   if (!response.body) {
     return '';
@@ -370,7 +462,7 @@ async function readCapped(response: Response, maxBytes: number): Promise<string>
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel();
-      throw new DuoError('token_response', `Duo's answer is larger than ${maxBytes} bytes`);
+      throw new DuoError(code, `Duo's answer is larger than ${maxBytes} bytes`);
     }
     chunks.push(value);
   }
@@ -391,7 +483,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** Printable, bounded text from a remote answer (no CR/LF injection into logs). */
 function safeText(value: unknown): string {
-  return String(value).replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return String(value)
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 200);
 }
 
 function redact(text: string, values: string[]): string {
@@ -410,13 +504,21 @@ function assertUsername(username: unknown): asserts username is string {
 }
 
 function assertState(state: unknown): asserts state is string {
-  if (typeof state !== 'string' || state.length < DUO_STATE_MIN_LENGTH || state.length > DUO_STATE_MAX_LENGTH) {
+  if (
+    typeof state !== 'string' ||
+    state.length < DUO_STATE_MIN_LENGTH ||
+    state.length > DUO_STATE_MAX_LENGTH
+  ) {
     throw new DuoError('invalid_argument', `The state ${DUO_MESSAGES.state}`);
   }
 }
 
 function assertNonce(nonce: unknown): asserts nonce is string {
-  if (typeof nonce !== 'string' || nonce.length < DUO_NONCE_MIN_LENGTH || nonce.length > DUO_NONCE_MAX_LENGTH) {
+  if (
+    typeof nonce !== 'string' ||
+    nonce.length < DUO_NONCE_MIN_LENGTH ||
+    nonce.length > DUO_NONCE_MAX_LENGTH
+  ) {
     throw new DuoError('invalid_argument', `The nonce ${DUO_MESSAGES.nonce}`);
   }
 }
