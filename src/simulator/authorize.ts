@@ -1,0 +1,288 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PATHS, requestOrigin, type SimContext } from './context.js';
+import { appendParams, remoteIp, sendHtml, sendRedirect, sleep } from './http.js';
+import { audienceMatches, checkExp, JwtCheckError, verifySignature } from './jwt.js';
+import { parseUrlEncoded, readParams } from './params.js';
+import {
+  isPromptFactor,
+  PROMPT_FACTORS,
+  renderDenied,
+  renderError,
+  renderPrompt,
+} from './prompt-page.js';
+import { TRANSACTION_TTL_MS, type Transaction } from './state.js';
+
+class AuthorizeError extends Error {}
+
+function reject(message: string): never {
+  throw new AuthorizeError(message);
+}
+
+/** Length in Unicode code points, as Duo's (Python) validators count it. */
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) {
+    n++;
+  }
+  return n;
+}
+
+function lengthBetween(field: string, value: unknown, min: number, max: number): string {
+  if (typeof value !== 'string' || codePoints(value) < min || codePoints(value) > max) {
+    reject(`${field}: ['Length must be between ${min} and ${max}.']`);
+  }
+  return value;
+}
+
+/** Claims and query values that must agree when both carry them (protocol §5.1). */
+const DUPLICATED = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'duo_uname'];
+
+type AuthorizeRequest = Omit<Transaction, 'user' | 'alias' | 'expiresAt'>;
+
+/** Validates the authorize query and its request JWT per protocol §5.2 / §14.1. */
+async function parseAuthorize(
+  ctx: SimContext,
+  req: IncomingMessage,
+  url: URL,
+): Promise<AuthorizeRequest> {
+  const query = parseUrlEncoded(url.search.slice(1));
+  const request = query.get('request');
+  if (!request) {
+    reject("request: ['Missing data for required field.']");
+  }
+  if (query.get('client_id') !== ctx.clientId) {
+    reject('client_id: unknown or missing client id');
+  }
+  let claims: Record<string, unknown>;
+  try {
+    claims = await verifySignature(request, ctx.keys);
+  } catch (err) {
+    reject(
+      `request: invalid request JWT (${err instanceof JwtCheckError ? err.message : 'unreadable'})`,
+    );
+  }
+  const nowSec = Date.now() / 1000;
+  if (claims.response_type !== 'code') {
+    reject("response_type: must be 'code'");
+  }
+  if (claims.client_id !== ctx.clientId) {
+    reject('client_id: the request JWT names another client');
+  }
+  if (claims.scope !== undefined && claims.scope !== 'openid') {
+    reject("scope: must be 'openid'");
+  }
+  if (typeof claims.duo_uname !== 'string' || claims.duo_uname === '') {
+    reject("duo_uname: ['Missing data for required field.']");
+  }
+  const state = lengthBetween('state', claims.state, 16, 1024);
+  const redirectUri = lengthBetween('redirect_uri', claims.redirect_uri, 1, 256);
+  if (!URL.canParse(redirectUri)) {
+    reject('redirect_uri: not an absolute URL');
+  }
+  try {
+    checkExp(claims, nowSec);
+  } catch (err) {
+    reject(`exp: ${err instanceof Error ? err.message : 'invalid'}`);
+  }
+  if (claims.iss !== undefined && claims.iss !== ctx.clientId) {
+    reject('iss: must be the client id');
+  }
+  const origin = requestOrigin(ctx, req);
+  if (
+    claims.aud !== undefined &&
+    !audienceMatches(claims.aud, [origin, origin + PATHS.authorize])
+  ) {
+    reject(`aud: must be ${origin} or ${origin}${PATHS.authorize}`);
+  }
+  for (const key of DUPLICATED) {
+    const fromQuery = query.get(key);
+    if (fromQuery !== undefined && claims[key] !== undefined && claims[key] !== fromQuery) {
+      reject(`${key}: the query value does not match the request JWT`);
+    }
+  }
+  // The query wins for nonce (Duo's documented precedence; Python and Java send it there).
+  const nonce = query.get('nonce') ?? claims.nonce;
+  if (nonce !== undefined) {
+    lengthBetween('nonce', nonce, 16, 1024);
+  }
+  const flag = claims.use_duo_code_attribute;
+  return {
+    clientId: ctx.clientId,
+    redirectUri,
+    state,
+    useDuoCode: flag === true || flag === 'true' || flag === 'True',
+    nonce: nonce as string | undefined,
+    duoUname: claims.duo_uname,
+    accessIp: remoteIp(req),
+    userAgent: req.headers['user-agent'] ?? '',
+  };
+}
+
+/** Issues a code for a completed authentication and sends the browser back with it. */
+function redirectWithCode(
+  ctx: SimContext,
+  res: ServerResponse,
+  tx: Omit<Transaction, 'expiresAt'>,
+  factor: string,
+  reason: string,
+): void {
+  const now = Date.now();
+  const code = ctx.store.issueCode({
+    txid: randomUUID(),
+    clientId: tx.clientId,
+    redirectUri: tx.redirectUri,
+    duoUname: tx.duoUname,
+    user: tx.user,
+    alias: tx.alias,
+    nonce: tx.nonce,
+    factor,
+    reason,
+    authTimeMs: now,
+    accessIp: tx.accessIp,
+    userAgent: tx.userAgent,
+    expiresAt: now + ctx.codeTtlMs,
+  });
+  const name = tx.useDuoCode ? 'duo_code' : 'code';
+  sendRedirect(
+    res,
+    appendParams(tx.redirectUri, [
+      [name, code],
+      ['state', tx.state],
+    ]),
+  );
+}
+
+function errorRedirect(ctx: SimContext, res: ServerResponse, tx: Omit<Transaction, 'expiresAt'>) {
+  ctx.store.counters.error_redirects++;
+  sendRedirect(
+    res,
+    appendParams(tx.redirectUri, [
+      ['error', 'access_denied'],
+      ['error_description', 'The resource owner or authorization server denied the request.'],
+      ['state', tx.state],
+    ]),
+  );
+}
+
+const DENIAL_MESSAGES: Record<string, string> = {
+  locked_out: 'Your account is locked out. Contact your administrator.',
+  user_disabled: 'Your account is disabled. Contact your administrator.',
+  deny_unenrolled_user: 'You are not enrolled in Duo and new users are not allowed to log in.',
+};
+
+/** Denial: Duo's own page, no redirect; or the opt-in OAuth error redirect when allowed. */
+function deny(
+  ctx: SimContext,
+  res: ServerResponse,
+  tx: Omit<Transaction, 'expiresAt'>,
+  reason: string,
+  mayRedirect: boolean,
+): void {
+  ctx.store.counters.denied++;
+  if (mayRedirect && ctx.errorRedirectOnDeny) {
+    errorRedirect(ctx, res, tx);
+    return;
+  }
+  const message = DENIAL_MESSAGES[reason] ?? 'Login request denied.';
+  sendHtml(res, 200, renderDenied(tx.duoUname, reason, message));
+}
+
+export async function handleAuthorize(
+  ctx: SimContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  ctx.store.counters.authorize++;
+  let request: AuthorizeRequest;
+  try {
+    request = await parseAuthorize(ctx, req, url);
+  } catch (err) {
+    if (err instanceof AuthorizeError) {
+      sendHtml(res, 400, renderError(err.message));
+      return;
+    }
+    throw err;
+  }
+  const resolved = ctx.store.users.resolve(request.duoUname, ctx.newUserPolicy);
+  const tx = { ...request, user: resolved.user, alias: resolved.alias };
+  const scripted = ctx.store.takeOutcome(request.duoUname, resolved.user.username);
+  if (scripted) {
+    if (scripted.delayMs) {
+      await sleep(scripted.delayMs);
+    }
+    switch (scripted.outcome) {
+      case 'allow':
+        redirectWithCode(
+          ctx,
+          res,
+          tx,
+          scripted.factor ?? 'duo_push',
+          scripted.reason ?? 'user_approved',
+        );
+        return;
+      case 'deny':
+        deny(ctx, res, tx, scripted.reason ?? 'user_mistake', true);
+        return;
+      case 'error_redirect':
+        ctx.store.counters.denied++;
+        errorRedirect(ctx, res, tx);
+        return;
+    }
+  }
+  const status = resolved.user.status ?? 'active';
+  if (status === 'locked_out' || status === 'disabled') {
+    deny(ctx, res, tx, status === 'locked_out' ? 'locked_out' : 'user_disabled', false);
+    return;
+  }
+  if (resolved.unenrolled) {
+    if (ctx.newUserPolicy === 'deny') {
+      deny(ctx, res, tx, 'deny_unenrolled_user', false);
+    } else {
+      redirectWithCode(ctx, res, tx, 'not_available', 'allow_unenrolled_user');
+    }
+    return;
+  }
+  if (status === 'bypass') {
+    redirectWithCode(ctx, res, tx, 'not_available', 'bypass_user');
+    return;
+  }
+  if (ctx.auto === 'allow') {
+    redirectWithCode(ctx, res, tx, 'duo_push', 'user_approved');
+    return;
+  }
+  if (ctx.auto === 'deny') {
+    deny(ctx, res, tx, 'user_mistake', true);
+    return;
+  }
+  const id = ctx.store.addTransaction({ ...tx, expiresAt: Date.now() + TRANSACTION_TTL_MS });
+  const view = { applicationName: ctx.applicationName, username: tx.duoUname, transactionId: id };
+  sendHtml(res, 200, renderPrompt(view), [new URL(tx.redirectUri).origin]);
+}
+
+/** The prompt form's POST: Approve issues a code and redirects, Deny shows the denial page. */
+export async function handlePrompt(
+  ctx: SimContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  ctx.store.counters.prompt++;
+  const params = await readParams(req, url);
+  const tx = ctx.store.takeTransaction(params.get('txn') ?? '', Date.now());
+  if (!tx) {
+    sendHtml(res, 400, renderError('This login request has expired or was already completed.'));
+    return;
+  }
+  const action = params.get('action');
+  if (action === 'approve') {
+    const choice = params.get('factor');
+    const factor = PROMPT_FACTORS[isPromptFactor(choice) ? choice : 'duo_push'];
+    redirectWithCode(ctx, res, tx, factor.factor, factor.reason);
+  } else if (action === 'deny') {
+    deny(ctx, res, tx, 'user_mistake', true);
+  } else {
+    sendHtml(res, 400, renderError('Unknown action.'));
+  }
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from './http.js';
+import { readBody } from './params.js';
+import type { SimStore } from './state.js';
+import type { ScriptedOutcome } from './types.js';
+import { parseUsers } from './users.js';
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const body = await readBody(req);
+  return body.length === 0 ? {} : (JSON.parse(body.toString('utf8')) as unknown);
+}
+
+function asObject(value: unknown): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error('body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The JSON control API under /__sim (only this simulator serves it):
+ * GET state, GET stats, POST reset, POST users, POST next-outcome, POST faults.
+ */
+export async function handleControl(
+  store: SimStore,
+  req: IncomingMessage,
+  res: ServerResponse,
+  action: string,
+): Promise<void> {
+  store.counters.control++;
+  const route = `${req.method ?? 'GET'} ${action}`;
+  try {
+    switch (route) {
+      case 'GET state':
+        sendJson(res, 200, store.state());
+        return;
+      case 'GET stats':
+        sendJson(res, 200, store.stats());
+        return;
+      case 'POST reset':
+        store.reset();
+        sendJson(res, 200, { ok: true });
+        return;
+      case 'POST users': {
+        const body = await readJson(req);
+        const replace = !Array.isArray(body) && asObject(body).replace === true;
+        store.setUsers(parseUsers(body), replace);
+        sendJson(res, 200, { ok: true, users: store.users.list() });
+        return;
+      }
+      case 'POST next-outcome':
+        store.nextOutcome(asObject(await readJson(req)) as unknown as ScriptedOutcome);
+        sendJson(res, 200, { ok: true });
+        return;
+      case 'POST faults':
+        store.setFaults(asObject(await readJson(req)));
+        sendJson(res, 200, { ok: true, faults: store.state().faults });
+        return;
+      default:
+        sendJson(res, 404, { error: 'not_found', error_description: `no control route ${route}` });
+    }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : 'bad request';
+    sendJson(res, 400, { error: 'invalid_request', error_description: message });
+  }
+}

@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { SimContext } from './context.js';
+import { importAppKeys } from './jwt.js';
+import { createListener } from './server.js';
+import { SimStore } from './state.js';
+import type { RunningSimulator, SimulatorOptions, SimUser } from './types.js';
+import { DEFAULT_USERS, loadUsersFile, parseUsers } from './users.js';
+
+export type * from './types.js';
+export { HEALTH_FAULTS, TOKEN_FAULTS } from './types.js';
+export { DEFAULT_USERS, loadUsersFile } from './users.js';
+
+const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** Random characters from an alphabet, rejection-sampled so every character is equally likely. */
+function randomChars(alphabet: string, length: number): string {
+  const limit = 256 - (256 % alphabet.length);
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < limit && out.length < length) {
+        out += alphabet[byte % alphabet.length];
+      }
+    }
+  }
+  return out;
+}
+
+/** A client id of Duo's shape: 'DI' + 18 upper-case alphanumerics. */
+export function generateClientId(): string {
+  return `DI${randomChars(UPPER_ALNUM, 18)}`;
+}
+
+/** A client secret of Duo's shape: 40 alphanumerics. */
+export function generateClientSecret(): string {
+  return randomChars(ALNUM, 40);
+}
+
+const SWEEP_INTERVAL_MS = 10_000;
+
+function resolveUsers(users: SimulatorOptions['users']): readonly SimUser[] {
+  if (users === undefined) {
+    return DEFAULT_USERS;
+  }
+  return typeof users === 'string' ? loadUsersFile(users) : parseUsers(users);
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Starts a local Duo (health check, authorize + prompt, token, /__sim control API). */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
+  const host = options.host ?? '127.0.0.1';
+  const clientId = options.clientId ?? generateClientId();
+  const clientSecret = options.clientSecret ?? generateClientSecret();
+  const scheme = options.tls ? 'https' : 'http';
+  const initialUsers = resolveUsers(options.users);
+  const keys = await importAppKeys(clientSecret);
+
+  const server = options.tls
+    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key })
+    : createHttpServer();
+  server.keepAliveTimeout = 65_000;
+  const address = await listen(server, options.port ?? 0, host);
+  const hostPart = address.family === 'IPv6' ? `[${address.address}]` : host;
+  const apiHost = `${hostPart}:${address.port}`;
+  const url = `${scheme}://${apiHost}`;
+
+  const store = new SimStore({
+    url,
+    clientId,
+    applicationName: options.applicationName ?? 'duo-nest demo',
+    newUserPolicy: options.newUserPolicy ?? 'enroll',
+    auto: options.auto ?? null,
+    errorRedirectOnDeny: options.errorRedirectOnDeny ?? false,
+    codeTtlMs: options.codeTtlMs ?? 60_000,
+    initialUsers,
+  });
+  const ctx: SimContext = {
+    store,
+    keys,
+    clientId,
+    scheme,
+    apiHost,
+    applicationName: store.config.applicationName,
+    newUserPolicy: store.config.newUserPolicy,
+    auto: store.config.auto,
+    errorRedirectOnDeny: store.config.errorRedirectOnDeny,
+    codeTtlMs: store.config.codeTtlMs,
+  };
+  server.on('request', createListener(ctx));
+  const sweeper = setInterval(() => store.sweep(Date.now()), SWEEP_INTERVAL_MS);
+  sweeper.unref();
+
+  return {
+    url,
+    apiHost,
+    clientId,
+    clientSecret,
+    control: store,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        clearInterval(sweeper);
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

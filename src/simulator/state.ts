@@ -1,0 +1,275 @@
+import { randomBytes } from 'node:crypto';
+import {
+  HEALTH_FAULTS,
+  TOKEN_FAULTS,
+  type FaultSettings,
+  type HealthFault,
+  type ScriptedOutcome,
+  type SimState,
+  type SimStats,
+  type SimUser,
+  type SimulatorControl,
+  type TokenFault,
+} from './types.js';
+import { parseUser, UserDirectory } from './users.js';
+
+/** A validated authorize request waiting on the prompt page. */
+export interface Transaction {
+  clientId: string;
+  redirectUri: string;
+  state: string;
+  useDuoCode: boolean;
+  nonce: string | undefined;
+  duoUname: string;
+  user: SimUser;
+  alias: string;
+  accessIp: string | null;
+  userAgent: string;
+  expiresAt: number;
+}
+
+/** A completed authentication, bound to an authorization code. */
+export interface Grant {
+  /** `auth_context.txid`, fixed when the authentication completes. */
+  txid: string;
+  clientId: string;
+  redirectUri: string;
+  duoUname: string;
+  user: SimUser;
+  alias: string;
+  nonce: string | undefined;
+  factor: string;
+  reason: string;
+  authTimeMs: number;
+  accessIp: string | null;
+  userAgent: string;
+  expiresAt: number;
+}
+
+/** Prompt transactions live this long (the user may take a while on the page). */
+export const TRANSACTION_TTL_MS = 10 * 60_000;
+/** Bounds on in-memory maps so a stuck client cannot grow them without end. */
+const MAX_ENTRIES = 200_000;
+
+export function randomId(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+function emptyStats(): SimStats {
+  return {
+    health_check: 0,
+    authorize: 0,
+    prompt: 0,
+    token: 0,
+    token_success: 0,
+    token_error: 0,
+    codes_issued: 0,
+    denied: 0,
+    error_redirects: 0,
+    control: 0,
+  };
+}
+
+export interface StoreConfig {
+  url: string;
+  clientId: string;
+  applicationName: string;
+  newUserPolicy: SimState['newUserPolicy'];
+  auto: SimState['auto'];
+  errorRedirectOnDeny: boolean;
+  codeTtlMs: number;
+  initialUsers: readonly SimUser[];
+}
+
+/** Everything mutable in one simulator: directory, codes, prompt transactions, jtis, switches. */
+export class SimStore implements SimulatorControl {
+  readonly users: UserDirectory;
+  readonly codes = new Map<string, Grant>();
+  readonly transactions = new Map<string, Transaction>();
+  /** jti → expiry (ms) of client assertions already used. */
+  private readonly jtis = new Map<string, number>();
+  private readonly outcomes = new Map<string, ScriptedOutcome>();
+  private faults: { health: HealthFault | null; token: TokenFault | null; once: boolean } = {
+    health: null,
+    token: null,
+    once: false,
+  };
+  counters: SimStats = emptyStats();
+
+  constructor(readonly config: StoreConfig) {
+    this.users = new UserDirectory(config.initialUsers);
+  }
+
+  // --- in-process control handle ---
+
+  state(): SimState {
+    const c = this.config;
+    return {
+      url: c.url,
+      clientId: c.clientId,
+      applicationName: c.applicationName,
+      newUserPolicy: c.newUserPolicy,
+      auto: c.auto,
+      errorRedirectOnDeny: c.errorRedirectOnDeny,
+      users: this.users.list(),
+      faults: { ...this.faults },
+      nextOutcomes: [...this.outcomes.values()],
+      pendingCodes: this.codes.size,
+      pendingTransactions: this.transactions.size,
+      stats: this.stats(),
+    };
+  }
+
+  stats(): SimStats {
+    return { ...this.counters };
+  }
+
+  reset(): void {
+    this.users.replace(this.config.initialUsers);
+    this.codes.clear();
+    this.transactions.clear();
+    this.jtis.clear();
+    this.outcomes.clear();
+    this.faults = { health: null, token: null, once: false };
+    this.counters = emptyStats();
+  }
+
+  setUsers(users: SimUser[], replace = false): void {
+    const checked = users.map(parseUser);
+    if (replace) {
+      this.users.replace(checked);
+    } else {
+      this.users.upsert(checked);
+    }
+  }
+
+  nextOutcome(outcome: ScriptedOutcome): void {
+    const { username, delayMs } = outcome;
+    if (typeof username !== 'string' || username === '') {
+      throw new Error('username must be a non-empty string');
+    }
+    if (!['allow', 'deny', 'error_redirect'].includes(outcome.outcome)) {
+      throw new Error('outcome must be allow, deny or error_redirect');
+    }
+    for (const field of ['reason', 'factor'] as const) {
+      if (outcome[field] !== undefined && typeof outcome[field] !== 'string') {
+        throw new Error(`${field} must be a string`);
+      }
+    }
+    if (
+      delayMs !== undefined &&
+      !(Number.isInteger(delayMs) && delayMs >= 0 && delayMs <= 60_000)
+    ) {
+      throw new Error('delayMs must be an integer between 0 and 60000');
+    }
+    this.outcomes.set(username.toLowerCase(), { ...outcome });
+  }
+
+  setFaults(faults: FaultSettings): void {
+    const { health, token, once } = faults;
+    if (health !== undefined && health !== null && !HEALTH_FAULTS.includes(health)) {
+      throw new Error(`health must be one of ${HEALTH_FAULTS.join(', ')} or null`);
+    }
+    if (token !== undefined && token !== null && !TOKEN_FAULTS.includes(token)) {
+      throw new Error(`token must be one of ${TOKEN_FAULTS.join(', ')} or null`);
+    }
+    if (once !== undefined && typeof once !== 'boolean') {
+      throw new Error('once must be a boolean');
+    }
+    if (health !== undefined) {
+      this.faults.health = health;
+    }
+    if (token !== undefined) {
+      this.faults.token = token;
+    }
+    if (once !== undefined) {
+      this.faults.once = once;
+    }
+  }
+
+  // --- used by the endpoints ---
+
+  /** The scripted outcome for this name (requested name or primary username), consumed. */
+  takeOutcome(duoUname: string, primary: string): ScriptedOutcome | undefined {
+    for (const key of [duoUname.toLowerCase(), primary.toLowerCase()]) {
+      const found = this.outcomes.get(key);
+      if (found) {
+        this.outcomes.delete(key);
+        return found;
+      }
+    }
+    return undefined;
+  }
+
+  /** The active fault of one kind; with `once`, taking it clears it. */
+  takeHealthFault(): HealthFault | null {
+    const fault = this.faults.health;
+    if (fault && this.faults.once) {
+      this.faults.health = null;
+    }
+    return fault;
+  }
+
+  /** Token faults are looked at first and cleared (with `once`) only when actually applied. */
+  peekTokenFault(): TokenFault | null {
+    return this.faults.token;
+  }
+
+  consumeTokenFault(): void {
+    if (this.faults.once) {
+      this.faults.token = null;
+    }
+  }
+
+  /** Records a jti; false when it was already used and has not expired yet. */
+  useJti(jti: string, expSec: number, nowMs: number): boolean {
+    const seen = this.jtis.get(jti);
+    if (seen !== undefined && seen > nowMs) {
+      return false;
+    }
+    this.jtis.set(jti, expSec * 1000);
+    return true;
+  }
+
+  issueCode(grant: Grant): string {
+    const code = randomId(32);
+    this.codes.set(code, grant);
+    this.counters.codes_issued++;
+    return code;
+  }
+
+  /** Codes are single-use: any lookup removes them. */
+  takeCode(code: string): Grant | undefined {
+    const grant = this.codes.get(code);
+    this.codes.delete(code);
+    return grant;
+  }
+
+  addTransaction(tx: Transaction): string {
+    const id = randomId(24);
+    this.transactions.set(id, tx);
+    return id;
+  }
+
+  takeTransaction(id: string, nowMs: number): Transaction | undefined {
+    const tx = this.transactions.get(id);
+    this.transactions.delete(id);
+    return tx && tx.expiresAt > nowMs ? tx : undefined;
+  }
+
+  /** Drops expired entries; also trims the oldest when a map outgrows its bound. */
+  sweep(nowMs: number): void {
+    for (const map of [this.codes, this.transactions] as Map<string, { expiresAt: number }>[]) {
+      for (const [key, value] of map) {
+        if (value.expiresAt <= nowMs || map.size > MAX_ENTRIES) {
+          map.delete(key);
+        }
+      }
+    }
+    for (const [jti, exp] of this.jtis) {
+      if (exp <= nowMs || this.jtis.size > MAX_ENTRIES) {
+        this.jtis.delete(jti);
+      }
+    }
+  }
+}

@@ -1,0 +1,148 @@
+// Public types of the local Duo simulator. Nothing here is shared with src/duo on purpose.
+
+/** A user in the simulator's directory. */
+export interface SimUser {
+  /** Primary Duo username (becomes the id_token `sub`). Matched case-insensitively. */
+  username: string;
+  /** Other names that resolve to this user; recorded as `auth_context.alias`. */
+  aliases?: string[];
+  /** Duo group names (`auth_context.user.groups`). @default [] */
+  groups?: string[];
+  /** @default '' */
+  email?: string;
+  /** `active` shows the prompt, `bypass` skips it, `locked_out`/`disabled` are denied. @default 'active' */
+  status?: 'active' | 'bypass' | 'locked_out' | 'disabled';
+  /** Name of the enrolled authenticator (`auth_device.name`). @default 'iOS (+1 555-0100)' */
+  deviceName?: string;
+}
+
+export type NewUserPolicy = 'enroll' | 'allow' | 'deny';
+export type AutoMode = 'allow' | 'deny';
+export type ScriptedOutcomeKind = 'allow' | 'deny' | 'error_redirect';
+
+/** A one-shot outcome for the next authorize of one user (POST /__sim/next-outcome). */
+export interface ScriptedOutcome {
+  username: string;
+  outcome: ScriptedOutcomeKind;
+  /** `auth_context.reason` on allow, the denial reason otherwise. */
+  reason?: string;
+  /** `auth_context.factor` on allow. */
+  factor?: string;
+  /** Wait this long before answering the authorize request. */
+  delayMs?: number;
+}
+
+export const HEALTH_FAULTS = ['down', 'fail_envelope', '500', 'timeout', 'reset'] as const;
+export type HealthFault = (typeof HEALTH_FAULTS)[number];
+
+export const TOKEN_FAULTS = [
+  '400',
+  '401',
+  '500',
+  '429',
+  'timeout',
+  'malformed_json',
+  'huge_body',
+  'bad_signature',
+  'wrong_alg_hs256',
+  'alg_none',
+  'wrong_iss',
+  'wrong_aud',
+  'aud_array',
+  'wrong_nonce',
+  'missing_nonce',
+  'expired',
+  'just_inside_leeway',
+  'future_iat',
+  'wrong_username',
+  'case_changed_username',
+  'missing_id_token',
+  'bad_token_type',
+  'string_expires_in',
+] as const;
+export type TokenFault = (typeof TOKEN_FAULTS)[number];
+
+/** Fault switches (POST /__sim/faults). `null` clears one; omitted keys are left as they are. */
+export interface FaultSettings {
+  health?: HealthFault | null;
+  token?: TokenFault | null;
+  /** Clear each fault after it has been applied once. @default false */
+  once?: boolean;
+}
+
+/** Counters of endpoint calls and outcomes (GET /__sim/stats). */
+export interface SimStats {
+  health_check: number;
+  authorize: number;
+  prompt: number;
+  token: number;
+  token_success: number;
+  token_error: number;
+  codes_issued: number;
+  denied: number;
+  error_redirects: number;
+  control: number;
+}
+
+export interface SimulatorOptions {
+  /** 0 picks a free port. @default 0 */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** Generated ('DI' + 18 upper-case alphanumerics) when absent. */
+  clientId?: string;
+  /** Generated (40 alphanumerics) when absent. */
+  clientSecret?: string;
+  /** The directory, or the path of a JSON file holding a SimUser array. @default DEFAULT_USERS */
+  users?: SimUser[] | string;
+  /** @default 'enroll' */
+  newUserPolicy?: NewUserPolicy;
+  /** Answer authorize at once, without the prompt page. */
+  auto?: AutoMode;
+  /** Serve HTTPS with this certificate and key. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** `auth_context.application.name` and the prompt's heading. @default 'duo-nest demo' */
+  applicationName?: string;
+  /** On deny, redirect with `error=access_denied` instead of staying on the denial page. @default false */
+  errorRedirectOnDeny?: boolean;
+  /** Lifetime of authorization codes. @default 60000 */
+  codeTtlMs?: number;
+}
+
+/** What GET /__sim/state returns (no secret in it). */
+export interface SimState {
+  url: string;
+  clientId: string;
+  applicationName: string;
+  newUserPolicy: NewUserPolicy;
+  auto: AutoMode | null;
+  errorRedirectOnDeny: boolean;
+  users: SimUser[];
+  faults: { health: HealthFault | null; token: TokenFault | null; once: boolean };
+  nextOutcomes: ScriptedOutcome[];
+  pendingCodes: number;
+  pendingTransactions: number;
+  stats: SimStats;
+}
+
+/** In-process twin of the /__sim control API. */
+export interface SimulatorControl {
+  state(): SimState;
+  stats(): SimStats;
+  reset(): void;
+  /** Adds or replaces users by primary username; `replace` drops the others first. */
+  setUsers(users: SimUser[], replace?: boolean): void;
+  nextOutcome(outcome: ScriptedOutcome): void;
+  setFaults(faults: FaultSettings): void;
+}
+
+export interface RunningSimulator {
+  /** Origin, e.g. http://127.0.0.1:4567. */
+  url: string;
+  /** host:port, what a client configures as its Duo API host. */
+  apiHost: string;
+  clientId: string;
+  clientSecret: string;
+  control: SimulatorControl;
+  close(): Promise<void>;
+}
