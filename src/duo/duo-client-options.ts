@@ -81,7 +81,11 @@ export function parseApiHost(
   }
   if (/^https?:\/\//i.test(value)) {
     if (!allowInsecureHttp) {
-      return { error: value.toLowerCase().startsWith('http:') ? DUO_MESSAGES.apiHostInsecure : DUO_MESSAGES.apiHost };
+      return {
+        error: value.toLowerCase().startsWith('http:')
+          ? DUO_MESSAGES.apiHostInsecure
+          : DUO_MESSAGES.apiHost,
+      };
     }
     let url: URL;
     try {
@@ -89,8 +93,7 @@ export function parseApiHost(
     } catch {
       return { error: DUO_MESSAGES.apiHost };
     }
-    const bare =
-      url.pathname === '/' && !/[?#@]/.test(value) && !url.username && !url.password;
+    const bare = url.pathname === '/' && !/[?#@]/.test(value) && !url.username && !url.password;
     if (!bare) {
       return { error: DUO_MESSAGES.apiHost };
     }
@@ -100,7 +103,11 @@ export function parseApiHost(
 }
 
 export function isValidRedirectUri(value: unknown, allowInsecureHttp: boolean): value is string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > DUO_REDIRECT_URI_MAX_LENGTH) {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > DUO_REDIRECT_URI_MAX_LENGTH
+  ) {
     return false;
   }
   let url: URL;
@@ -157,7 +164,13 @@ export function validateDuoClientOptions(options: DuoClientOptions): {
   if (!isValidRedirectUri(options.redirectUri, allowInsecureHttp)) {
     issues.push({ field: 'redirectUri', message: DUO_MESSAGES.redirectUri });
   }
-  const timeoutMs = checkInteger(issues, 'timeoutMs', options.timeoutMs, DUO_DEFAULTS.timeoutMs, DUO_BOUNDS.timeoutMs);
+  const timeoutMs = checkInteger(
+    issues,
+    'timeoutMs',
+    options.timeoutMs,
+    DUO_DEFAULTS.timeoutMs,
+    DUO_BOUNDS.timeoutMs,
+  );
   const clockToleranceMs = checkInteger(
     issues,
     'clockToleranceMs',

@@ -26,12 +26,22 @@ export function randomToken(): string {
 }
 
 /** Signs claims as a compact HS512 JWS with the header Duo's SDKs send; claim order is kept. */
-export function signHs512(claims: Record<string, unknown>, key: CryptoKey | Uint8Array): Promise<string> {
-  return new CompactSign(encoder.encode(JSON.stringify(claims))).setProtectedHeader(HEADER).sign(key);
+export function signHs512(
+  claims: Record<string, unknown>,
+  key: CryptoKey | Uint8Array,
+): Promise<string> {
+  return new CompactSign(encoder.encode(JSON.stringify(claims)))
+    .setProtectedHeader(HEADER)
+    .sign(key);
 }
 
 /** Claims of a client assertion (OIDC client_secret_jwt): `aud` is the exact endpoint URL. */
-export function clientAssertionClaims(clientId: string, audience: string, nowSec: number, jti: string) {
+export function clientAssertionClaims(
+  clientId: string,
+  audience: string,
+  nowSec: number,
+  jti: string,
+) {
   return { iss: clientId, sub: clientId, aud: audience, exp: nowSec + DUO_JWT_LIFETIME_SEC, jti };
 }
 

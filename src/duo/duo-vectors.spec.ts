@@ -13,7 +13,8 @@ const V2 =
 const V3 =
   'eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2FwaS1YWFhYWFhYLnRlc3QuZHVvc2VjdXJpdHkuY29tL29hdXRoL3YxL3Rva2VuIiwic3ViIjoidXNlcjEiLCJhdWQiOiJESVhYWFhYWFhYWFhYWFhYWFhYWCIsImV4cCI6MTcwMDAwMzYwMCwiaWF0IjoxNzAwMDAwMDEyLCJhdXRoX3RpbWUiOjE3MDAwMDAwMDAsImF1dGhfcmVzdWx0Ijp7InJlc3VsdCI6ImFsbG93Iiwic3RhdHVzIjoiYWxsb3ciLCJzdGF0dXNfbXNnIjoiTG9naW4gU3VjY2Vzc2Z1bCJ9LCJhdXRoX2NvbnRleHQiOnsidHhpZCI6IjExMTExMTExLTIyMjItMzMzMy00NDQ0LTU1NTU1NTU1NTU1NSIsInRpbWVzdGFtcCI6MTcwMDAwMDAwMCwidXNlciI6eyJuYW1lIjoidXNlcjEiLCJrZXkiOiJEVVhYWFhYWFhYWFhYWFhYWFhYWCIsImdyb3VwcyI6W119LCJhcHBsaWNhdGlvbiI6eyJuYW1lIjoiV2ViIFNESyIsImtleSI6IkRJWFhYWFhYWFhYWFhYWFhYWFhYIn0sImZhY3RvciI6ImR1b19wdXNoIiwiZXZlbnRfdHlwZSI6ImF1dGhlbnRpY2F0aW9uIiwicmVzdWx0Ijoic3VjY2VzcyIsInJlYXNvbiI6InVzZXJfYXBwcm92ZWQifSwicHJlZmVycmVkX3VzZXJuYW1lIjoidXNlcjEiLCJub25jZSI6ImFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6YWJjZGVmIn0.52y1MxzEyXf-rKsKjYtrUj3PDU5qfc36OIZtvhWpE36f7nbQTLd5Wvg00dzKT8YrfvApYlkCvq1Ttzhl38Q7JA';
 const [V3_HEADER, V3_PAYLOAD] = V3.split('.');
-const V3_WRONG_SECRET_SIG = 'OVLl8vHuORBiuYodiApn30GmBbRVpZjC5WXKkRB9wPqhklaEBgYgflYZdlys4EwbrlMlQOakQjOcPlEh2YVvVA';
+const V3_WRONG_SECRET_SIG =
+  'OVLl8vHuORBiuYodiApn30GmBbRVpZjC5WXKkRB9wPqhklaEBgYgflYZdlys4EwbrlMlQOakQjOcPlEh2YVvVA';
 const V3_HS256 = `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${V3_PAYLOAD}.ekRqDKfrqcCkDp6XTe1kWJArN3JZCxPjdwGQyZFp8_g`;
 const NONCE = 'abcdefghijklmnopqrstuvwxyzabcdef';
 
@@ -31,7 +32,12 @@ describe('Duo protocol vectors (§12.3)', () => {
   });
 
   it('should sign the exact V2 client assertion for the token endpoint', async () => {
-    const claims = clientAssertionClaims(CLIENT_ID, `https://${HOST}/oauth/v1/token`, 10, 'deadbeef');
+    const claims = clientAssertionClaims(
+      CLIENT_ID,
+      `https://${HOST}/oauth/v1/token`,
+      10,
+      'deadbeef',
+    );
     await expect(signHs512(claims, new TextEncoder().encode(SECRET))).resolves.toBe(V2);
   });
 
@@ -44,26 +50,34 @@ describe('Duo protocol vectors (§12.3)', () => {
   });
 
   it('should reject V3 as expired when now reaches exp + 60 s', async () => {
-    await expect(clientAt(1700003660).verifyIdToken(V3, { username: 'user1', nonce: NONCE })).rejects.toMatchObject({
+    await expect(
+      clientAt(1700003660).verifyIdToken(V3, { username: 'user1', nonce: NONCE }),
+    ).rejects.toMatchObject({
       code: 'id_token_expired',
     });
   });
 
   it('should reject V3 as issued in the future where jose alone would accept it (stricter, like Python/Go/Java/PHP)', async () => {
-    await expect(clientAt(1600000000).verifyIdToken(V3, { username: 'user1', nonce: NONCE })).rejects.toMatchObject({
+    await expect(
+      clientAt(1600000000).verifyIdToken(V3, { username: 'user1', nonce: NONCE }),
+    ).rejects.toMatchObject({
       code: 'id_token_iat',
     });
   });
 
   it('should reject V3 signed with the wrong secret', async () => {
     const forged = `${V3_HEADER}.${V3_PAYLOAD}.${V3_WRONG_SECRET_SIG}`;
-    await expect(clientAt(1700000100).verifyIdToken(forged, { username: 'user1', nonce: NONCE })).rejects.toMatchObject({
+    await expect(
+      clientAt(1700000100).verifyIdToken(forged, { username: 'user1', nonce: NONCE }),
+    ).rejects.toMatchObject({
       code: 'id_token_signature',
     });
   });
 
   it('should reject V3 signed with HS256', async () => {
-    await expect(clientAt(1700000100).verifyIdToken(V3_HS256, { username: 'user1', nonce: NONCE })).rejects.toMatchObject({
+    await expect(
+      clientAt(1700000100).verifyIdToken(V3_HS256, { username: 'user1', nonce: NONCE }),
+    ).rejects.toMatchObject({
       code: 'id_token_alg',
     });
   });

@@ -44,7 +44,32 @@ export type DuoErrorCode =
   /** The id_token's preferred_username differs from the user who started the sign-on. */
   | 'id_token_username'
   /** The id_token does not report an allowed authentication. */
-  | 'id_token_auth_result';
+  | 'id_token_auth_result'
+  // Flow errors of the strategy and guards (mapped to HTTP by DuoExceptionFilter):
+  /** A sign-on or callback request has missing, duplicated or malformed parameters. */
+  | 'invalid_request'
+  /** The callback's state matches no pending login (unknown, already used, or another instance's memory). */
+  | 'state_unknown'
+  /** The pending login expired before Duo sent the browser back. */
+  | 'state_expired'
+  /** The callback came from another browser than the one that started the sign-on. */
+  | 'binding_mismatch'
+  /** Duo sent the browser back with an OAuth error (error=access_denied, ...). */
+  | 'callback_error'
+  /** The audit trail could not record the outcome and its policy is to deny. */
+  | 'audit_unavailable'
+  /** Too many sign-ons are pending; try again shortly. */
+  | 'busy'
+  /** The route needs a completed Duo MFA session. */
+  | 'mfa_required'
+  /** The session expired (idle or absolute timeout). */
+  | 'session_expired'
+  /** The route needs a fresher MFA (step-up). */
+  | 'mfa_stale'
+  /** The session is a fail-open one (no MFA happened) and the route does not accept it. */
+  | 'mfa_not_performed'
+  /** The user is not in a Duo group the route requires. */
+  | 'forbidden';
 
 export class DuoError extends Error {
   override name = this.constructor.name;

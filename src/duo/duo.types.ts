@@ -20,7 +20,12 @@ export interface DuoAuthContext {
   timestamp: number;
   user: { name: string; key?: string; groups?: string[] };
   application: { name?: string; key?: string };
-  auth_device?: { ip?: string | null; location?: DuoLocation; name?: string | null; [k: string]: unknown } | null;
+  auth_device?: {
+    ip?: string | null;
+    location?: DuoLocation;
+    name?: string | null;
+    [k: string]: unknown;
+  } | null;
   access_device?: {
     ip?: string | null;
     location?: DuoLocation;

@@ -13,3 +13,53 @@ export {
 export { DUO_BOUNDS, DUO_DEFAULTS, DUO_MESSAGES } from './duo.constants.js';
 export { DuoConfigError, DuoError, type DuoConfigIssue, type DuoErrorCode } from './duo.errors.js';
 export type * from './duo.types.js';
+export { DuoModule } from './duo.module.js';
+export { DUO_ASYNC_OPTIONS_TYPE, DUO_OPTIONS_TYPE } from './duo.module-definition.js';
+export type { DuoModuleOptions } from './duo-module-options.interface.js';
+export {
+  normalizeDuoModuleOptions,
+  sanitizeReturnTo,
+  type NormalizedDuoModuleOptions,
+} from './duo-module-options.js';
+export { DuoAuthGuard } from './duo-auth.guard.js';
+export { MfaGuard } from './mfa.guard.js';
+export {
+  AllowFailOpen,
+  CurrentMfa,
+  Public,
+  RequireDuoGroups,
+  RequireMfa,
+  type RequireMfaOptions,
+} from './duo.decorators.js';
+export {
+  DuoFlowService,
+  type DuoCallbackOutcome,
+  type DuoStartOutcome,
+} from './duo-flow.service.js';
+export { DuoHealthService, type DuoHealth } from './duo-health.service.js';
+export { DuoSessionService } from './duo-session.service.js';
+export { DuoExceptionFilter } from './duo-exception.filter.js';
+export type { DuoStrategyOutcome } from './passport-duo.strategy.js';
+export type { DuoAuthEvent, DuoAuthEventType } from './duo-events.js';
+export {
+  DUO_OPTIONS,
+  DUO_PENDING_LOGIN_STORE,
+  DUO_SESSION_STORE,
+  DUO_STRATEGY,
+  InjectDuoOptions,
+} from './duo.tokens.js';
+export { escapeHtml, messagePage, page, PAGE_CSP } from './duo-pages.js';
+export {
+  MemoryPendingLoginStore,
+  RedisPendingLoginStore,
+  type PendingLogin,
+  type PendingLoginStore,
+  type TakeResult,
+} from './stores/pending-login.store.js';
+export {
+  MemorySessionStore,
+  RedisSessionStore,
+  type MfaSession,
+  type SessionLookup,
+  type SessionStore,
+} from './stores/session.store.js';

@@ -1,0 +1,108 @@
+import { Controller, Get, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import {
+  CurrentMfa,
+  DuoAuthGuard,
+  DuoFlowService,
+  DuoSessionService,
+  PAGE_CSP,
+  Public,
+  sanitizeReturnTo,
+  type DuoStrategyOutcome,
+  type MfaSession,
+} from '../duo/index.js';
+import { resultPage, signOnPage } from './auth.pages.js';
+
+/** The seed's flow: sign-on form, Duo, and the "Sign on complete" page. */
+@Controller()
+export class AuthController {
+  constructor(
+    private readonly flow: DuoFlowService,
+    private readonly sessions: DuoSessionService,
+  ) {}
+
+  @Public()
+  @Get()
+  signOn(
+    @Query('returnTo') returnTo: unknown,
+    @Query('reason') reason: unknown,
+    @Res() res: Response,
+  ): void {
+    res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.setHeader('Cache-Control', 'no-store');
+    res
+      .type('html')
+      .send(
+        signOnPage(sanitizeReturnTo(returnTo), typeof reason === 'string' ? reason : undefined),
+      );
+  }
+
+  /** First factor done (here: a username, as in the seed): start Duo MFA. */
+  @Public()
+  @Post('login')
+  @UseGuards(DuoAuthGuard)
+  async login(
+    @Req() req: Request & { user: DuoStrategyOutcome },
+    @Res() res: Response,
+  ): Promise<void> {
+    const outcome = req.user;
+    if (outcome.step !== 'start') {
+      throw new Error('unreachable: the login route only starts sign-ons');
+    }
+    if (outcome.start.kind === 'failopen') {
+      await this.flow.completeFailOpen(req, res, outcome.start);
+      return;
+    }
+    this.flow.respondStart(res, outcome.start);
+  }
+
+  @Public()
+  @Get('auth/duo/callback')
+  @UseGuards(DuoAuthGuard)
+  async callback(
+    @Req() req: Request & { user: DuoStrategyOutcome },
+    @Res() res: Response,
+  ): Promise<void> {
+    const outcome = req.user;
+    if (outcome.step !== 'callback') {
+      throw new Error('unreachable: the callback route only finishes sign-ons');
+    }
+    await this.flow.completeCallback(req, res, outcome.callback);
+  }
+
+  @Get('result')
+  result(@CurrentMfa() session: MfaSession, @Res() res: Response): void {
+    res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.setHeader('Cache-Control', 'no-store');
+    res.type('html').send(resultPage(session.username, session.data.mfaResult));
+  }
+
+  @Get('me')
+  me(@CurrentMfa() session: MfaSession) {
+    return {
+      username: session.username,
+      mfa: session.mfa,
+      txid: session.txid,
+      factor: session.factor,
+      authTime: session.authTime,
+      groups: session.groups,
+      createdAt: new Date(session.createdAt).toISOString(),
+    };
+  }
+
+  @Public()
+  @Post('logout')
+  @HttpCode(303)
+  async logout(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const session = await this.sessions.close(req, res);
+    if (session) {
+      await this.flow.emit({ type: 'session_logout', outcome: 'info', username: session.username });
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    if (req.accepts(['json', 'html']) === 'json') {
+      res.status(200).json({ signedOut: true });
+      return;
+    }
+    res.redirect(303, '/?reason=signed_out');
+  }
+}

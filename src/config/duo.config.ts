@@ -1,0 +1,29 @@
+import type { DuoModuleOptions } from '../duo/index.js';
+import type { AppEnv } from './env.validation.js';
+
+/** Maps the validated environment to DuoModule options (the module validates them again). */
+export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
+  const insecure = env.NODE_ENV !== 'production' && /^http:\/\//i.test(env.DUO_API_HOST);
+  return {
+    clientId: env.DUO_CLIENT_ID,
+    clientSecret: env.DUO_CLIENT_SECRET,
+    apiHost: env.DUO_API_HOST,
+    redirectUri: env.DUO_REDIRECT_URI,
+    allowInsecureHttp: insecure,
+    secureCookies: env.PUBLIC_URL.startsWith('https://'),
+    timeoutMs: env.DUO_TIMEOUT_MS,
+    clockToleranceMs: env.DUO_CLOCK_TOLERANCE_MS,
+    failmode: env.DUO_FAILMODE,
+    healthCacheMs: env.DUO_HEALTH_CACHE_MS,
+    pendingTtlMs: env.DUO_PENDING_TTL_MS,
+    skipButtonPress: env.DUO_SKIP_BUTTON_PRESS,
+    displayName: env.DUO_BUTTON_DISPLAY_NAME,
+    css: env.DUO_BUTTON_CSS,
+    showPoweredBy: env.DUO_SHOW_POWERED_BY,
+    sessionSecret: env.SESSION_SECRET,
+    sessionIdleTimeoutMs: env.SESSION_IDLE_TIMEOUT_MS,
+    sessionAbsoluteTimeoutMs: env.SESSION_ABSOLUTE_TIMEOUT_MS,
+    defaultReturnTo: '/result',
+    signOnPath: '/',
+  };
+}

@@ -1,0 +1,33 @@
+import type { DuoErrorCode } from './duo.errors.js';
+import type { DuoMfaResult } from './duo.types.js';
+
+/** The auth events the library reports through `onEvent`; the audit trail stores them. */
+export type DuoAuthEventType =
+  | 'mfa_started'
+  | 'mfa_succeeded'
+  | 'mfa_failed'
+  | 'mfa_denied'
+  | 'mfa_unavailable'
+  | 'mfa_failopen'
+  | 'mfa_abandoned'
+  | 'mfa_expired'
+  | 'session_created'
+  | 'session_logout'
+  | 'session_expired'
+  | 'access_denied';
+
+export interface DuoAuthEvent {
+  type: DuoAuthEventType;
+  outcome: 'success' | 'failure' | 'info';
+  username?: string;
+  /** A DuoErrorCode or a short reason. */
+  reason?: DuoErrorCode | string;
+  /** The verified MFA result (succeeded events only); never logged whole: it carries tokens. */
+  result?: DuoMfaResult;
+  clientIp?: string;
+  userAgent?: string;
+  correlationId?: string;
+  returnTo?: string;
+  /** The route that refused access (access_denied). */
+  path?: string;
+}

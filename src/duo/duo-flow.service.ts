@@ -1,0 +1,356 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DuoClient } from './duo.client.js';
+import { DuoError } from './duo.errors.js';
+import type { DuoAuthEvent } from './duo-events.js';
+import { DuoHealthService } from './duo-health.service.js';
+import { sanitizeReturnTo, type NormalizedDuoModuleOptions } from './duo-module-options.js';
+import { buttonPage, PAGE_CSP } from './duo-pages.js';
+import { DuoSessionService } from './duo-session.service.js';
+import type { DuoMfaResult } from './duo.types.js';
+import { InjectDuoOptions, InjectPendingLoginStore } from './duo.tokens.js';
+import type { PendingLogin, PendingLoginStore } from './stores/pending-login.store.js';
+import { PendingLoginStoreFullError } from './stores/store.errors.js';
+
+export type DuoStartOutcome =
+  | { kind: 'redirect'; authorizeUrl: string; login: PendingLogin; binding: string }
+  | { kind: 'failopen'; username: string; returnTo: string; error: DuoError };
+
+export interface DuoCallbackOutcome {
+  result: DuoMfaResult;
+  login: PendingLogin;
+}
+
+const USERNAME_RE = /^[^\p{Cc}]{1,255}$/u;
+const STATE_RE = /^[A-Za-z0-9_-]{22,1024}$/;
+const CODE_RE = /^[\x21-\x7e]{1,1024}$/;
+const CALLBACK_KEYS = new Set(['duo_code', 'code', 'state', 'error', 'error_description']);
+
+/**
+ * The Duo sign-on flow behind the Passport strategy: start (pending login, health check, fail mode,
+ * authorize URL) and callback (strict parameters, take-once state, browser binding, code exchange,
+ * id_token checks), then the session. Every outcome is reported through `onEvent`.
+ */
+@Injectable()
+export class DuoFlowService {
+  private readonly logger = new Logger('Duo');
+
+  constructor(
+    private readonly client: DuoClient,
+    private readonly health: DuoHealthService,
+    private readonly sessions: DuoSessionService,
+    @InjectPendingLoginStore() private readonly pending: PendingLoginStore,
+    @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
+  ) {}
+
+  async start(req: Request): Promise<DuoStartOutcome> {
+    const ctx = requestContext(req);
+    const username = this.options.usernameResolver(req);
+    if (typeof username !== 'string' || !USERNAME_RE.test(username)) {
+      throw new DuoError('invalid_request', 'Enter a username of 1 to 255 characters');
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const rawReturnTo = body.returnTo ?? req.query.returnTo;
+    const returnTo = sanitizeReturnTo(rawReturnTo) ?? this.options.defaultReturnTo;
+
+    const health = await this.health.check();
+    if (!health.ok) {
+      if (this.options.failmode === 'open' && health.error.code === 'unavailable') {
+        this.logger.warn(
+          `Duo is unreachable and failmode is open: ${username.length}-character username let in WITHOUT MFA`,
+        );
+        await this.emit(
+          {
+            type: 'mfa_failopen',
+            outcome: 'info',
+            username,
+            reason: health.error.code,
+            returnTo,
+            ...ctx,
+          },
+          true,
+        );
+        return { kind: 'failopen', username, returnTo, error: health.error };
+      }
+      await this.emit({
+        type: 'mfa_unavailable',
+        outcome: 'failure',
+        username,
+        reason: health.error.code,
+        ...ctx,
+      });
+      throw new DuoError('unavailable', 'Two-factor service unavailable', { cause: health.error });
+    }
+
+    const now = Date.now();
+    const binding = randomBytes(32).toString('base64url');
+    const login: PendingLogin = {
+      state: this.client.generateState(),
+      nonce: this.client.generateNonce(),
+      username,
+      returnTo,
+      bindingHash: sha256(binding),
+      createdAt: now,
+      expiresAt: now + this.options.pendingTtlMs,
+      ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
+      ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
+    };
+    try {
+      await this.pending.put(login, now);
+    } catch (err) {
+      if (err instanceof PendingLoginStoreFullError) {
+        throw new DuoError('busy', 'Too many sign-ons are in progress; try again in a minute', {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    const authorizeUrl = await this.client.createAuthUrl(username, login.state, {
+      nonce: login.nonce,
+    });
+    await this.emit({ type: 'mfa_started', outcome: 'info', username, returnTo, ...ctx });
+    return { kind: 'redirect', authorizeUrl, login, binding };
+  }
+
+  /** Answers the start: binding cookie, then a 303 to Duo or the button page. */
+  respondStart(res: Response, outcome: Extract<DuoStartOutcome, { kind: 'redirect' }>): void {
+    this.sessions.cookies.set(
+      res,
+      this.sessions.cookies.binding,
+      outcome.binding,
+      this.options.pendingTtlMs,
+    );
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    if (this.options.skipButtonPress) {
+      res.redirect(303, outcome.authorizeUrl);
+      return;
+    }
+    res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res
+      .status(200)
+      .type('html')
+      .send(
+        buttonPage({
+          authorizeUrl: outcome.authorizeUrl,
+          username: outcome.login.username,
+          displayName: this.options.displayName,
+          css: this.options.css,
+          showPoweredBy: this.options.showPoweredBy,
+        }),
+      );
+  }
+
+  async callback(req: Request): Promise<DuoCallbackOutcome> {
+    const ctx = requestContext(req);
+    const params = parseCallbackQuery(req.query);
+    if (!params) {
+      await this.emit({
+        type: 'mfa_failed',
+        outcome: 'failure',
+        reason: 'invalid_request',
+        ...ctx,
+      });
+      throw new DuoError('invalid_request', 'The sign-on response is malformed; start again');
+    }
+    const taken = await this.pending.take(params.state);
+    if (taken.status === 'missing') {
+      await this.emit({ type: 'mfa_failed', outcome: 'failure', reason: 'state_unknown', ...ctx });
+      throw new DuoError(
+        'state_unknown',
+        'This sign-on is unknown or was already used; start again',
+      );
+    }
+    const { login } = taken;
+    const who = { username: login.username, returnTo: login.returnTo, ...ctx };
+    if (taken.status === 'expired') {
+      await this.emit({ type: 'mfa_expired', outcome: 'failure', reason: 'state_expired', ...who });
+      throw new DuoError('state_expired', 'This sign-on took too long and expired; start again');
+    }
+    const binding = this.sessions.cookies.read(req, this.sessions.cookies.binding);
+    if (!binding || !safeEqual(sha256(binding), login.bindingHash)) {
+      await this.emit({
+        type: 'mfa_failed',
+        outcome: 'failure',
+        reason: 'binding_mismatch',
+        ...who,
+      });
+      throw new DuoError(
+        'binding_mismatch',
+        'This sign-on was started in another browser; start again here',
+      );
+    }
+    if (params.error !== undefined) {
+      await this.emit({ type: 'mfa_denied', outcome: 'failure', reason: 'callback_error', ...who });
+      throw new DuoError('callback_error', 'Duo did not approve this sign-on');
+    }
+    try {
+      const result = await this.client.exchangeAuthorizationCode(params.code, {
+        username: login.username,
+        nonce: login.nonce,
+      });
+      return { result, login };
+    } catch (err) {
+      const reason = err instanceof DuoError ? err.code : 'unavailable';
+      await this.emit({ type: 'mfa_failed', outcome: 'failure', reason, ...who });
+      throw err instanceof DuoError
+        ? err
+        : new DuoError('unavailable', 'Duo could not complete the sign-on', { cause: err });
+    }
+  }
+
+  /** Opens the MFA session, records success (before answering), and sends the browser on. */
+  async completeCallback(req: Request, res: Response, outcome: DuoCallbackOutcome): Promise<void> {
+    const { result, login } = outcome;
+    const ctxt = result.tokens.auth_context;
+    const session = await this.sessions.open(req, res, {
+      username: login.username,
+      mfa: true,
+      failOpen: false,
+      txid: ctxt.txid,
+      factor: ctxt.factor,
+      authTime: result.tokens.auth_time ?? result.tokens.iat,
+      groups: Array.isArray(ctxt.user?.groups)
+        ? ctxt.user.groups.filter((g) => typeof g === 'string')
+        : [],
+      data: { mfaResult: redactResult(result) },
+    });
+    try {
+      await this.emit(
+        {
+          type: 'mfa_succeeded',
+          outcome: 'success',
+          username: login.username,
+          result,
+          returnTo: login.returnTo,
+          ...requestContext(req),
+        },
+        true,
+      );
+    } catch (err) {
+      await this.sessions.discard(res, session);
+      throw err;
+    }
+    this.sessions.cookies.clear(res, this.sessions.cookies.binding);
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.redirect(303, login.returnTo);
+  }
+
+  /** Opens a session that is NOT MFA-verified (failmode open, Duo unreachable). */
+  async completeFailOpen(
+    req: Request,
+    res: Response,
+    outcome: Extract<DuoStartOutcome, { kind: 'failopen' }>,
+  ): Promise<void> {
+    await this.sessions.open(req, res, {
+      username: outcome.username,
+      mfa: false,
+      failOpen: true,
+      groups: [],
+      data: {},
+    });
+    res.setHeader('Cache-Control', 'no-store');
+    res.redirect(303, outcome.returnTo);
+  }
+
+  /** Reports expired pending logins as abandoned (the user never came back from Duo). */
+  async sweepAbandoned(now = Date.now()): Promise<number> {
+    const expired = await this.pending.sweepExpired(now);
+    for (const login of expired) {
+      await this.emit({
+        type: 'mfa_abandoned',
+        outcome: 'failure',
+        username: login.username,
+        reason: 'state_expired',
+        clientIp: login.clientIp,
+        userAgent: login.userAgent,
+      });
+    }
+    return expired.length;
+  }
+
+  /** Reports one event; `critical` events must be recorded or the flow fails closed. */
+  async emit(event: DuoAuthEvent, critical = false): Promise<void> {
+    if (!this.options.onEvent) {
+      return;
+    }
+    try {
+      await this.options.onEvent(event);
+    } catch (err) {
+      this.logger.error(
+        `Could not record ${event.type}: ${err instanceof Error ? err.name : 'error'}`,
+      );
+      if (critical) {
+        throw new DuoError(
+          'audit_unavailable',
+          'The sign-on could not be recorded; try again later',
+          { cause: err },
+        );
+      }
+    }
+  }
+}
+
+/** The callback's query: each allowed key at most once, strings only; state and a code (or error) required. */
+function parseCallbackQuery(
+  query: Request['query'],
+): { state: string; code: string; error?: string } | undefined {
+  const q = query as Record<string, unknown>;
+  for (const [key, value] of Object.entries(q)) {
+    if (!CALLBACK_KEYS.has(key) || typeof value !== 'string' || value.length > 1024) {
+      return undefined;
+    }
+  }
+  const state = q.state;
+  if (typeof state !== 'string' || !STATE_RE.test(state)) {
+    return undefined;
+  }
+  if (typeof q.error === 'string') {
+    return { state, code: '', error: q.error };
+  }
+  const code = q.duo_code ?? q.code;
+  if (
+    typeof code !== 'string' ||
+    !CODE_RE.test(code) ||
+    (q.duo_code !== undefined && q.code !== undefined)
+  ) {
+    return undefined;
+  }
+  return { state, code };
+}
+
+export function requestContext(req: Request): Pick<DuoAuthEvent, 'clientIp' | 'userAgent'> {
+  const ua = req.headers['user-agent'];
+  return {
+    ...(req.ip ? { clientIp: req.ip } : {}),
+    ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 512) } : {}),
+  };
+}
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The MFA result as the result page shows it: the token strings never leave the server. */
+export function redactResult(result: DuoMfaResult): Record<string, unknown> {
+  const hide = (t: unknown) => (typeof t === 'string' ? `[redacted: ${t.length} characters]` : t);
+  const { id_token, access_token, ...claims } = result.tokens;
+  return {
+    rawResponse: {
+      ...result.rawResponse,
+      id_token: hide(result.rawResponse.id_token),
+      access_token: hide(result.rawResponse.access_token),
+    },
+    statusCode: result.statusCode,
+    headers: result.headers,
+    tokens: { ...claims, id_token: hide(id_token), access_token: hide(access_token) },
+  };
+}

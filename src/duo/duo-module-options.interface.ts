@@ -1,0 +1,47 @@
+import type { Request } from 'express';
+import type { Redis } from 'ioredis';
+import type { DuoClientOptions } from './duo-client-options.js';
+import type { DuoAuthEvent } from './duo-events.js';
+import type { PendingLoginStore } from './stores/pending-login.store.js';
+import type { SessionStore } from './stores/session.store.js';
+
+/** Options of DuoModule.forRoot / forRootAsync. Durations are in ms. */
+export interface DuoModuleOptions extends DuoClientOptions {
+  /** Redirect straight to Duo after the first factor; false shows the "Sign on with Duo" button page. @default true */
+  skipButtonPress?: boolean;
+  /** Text of the button page's button. @default 'Sign on with Duo' */
+  displayName?: string;
+  /** Custom CSS for the button page (no `<`). @default '' */
+  css?: string;
+  /** Show "Powered by Duo" on the button page. @default false */
+  showPoweredBy?: boolean;
+  /** What happens when Duo cannot be reached before the redirect: 'closed' refuses sign-on. @default 'closed' */
+  failmode?: 'closed' | 'open';
+  /** How long a health-check answer is reused. @default 10000 */
+  healthCacheMs?: number;
+  /** How long a started sign-on waits for Duo's callback. @default 600000 */
+  pendingTtlMs?: number;
+  /** Where the username comes from after the first factor. @default the `username` form field */
+  usernameResolver?: (req: Request) => unknown;
+  /** Where the browser goes after MFA when the sign-on named no same-origin path. @default '/' */
+  defaultReturnTo?: string;
+  /** The sign-on page HTML requests are sent to when a route needs MFA. @default '/' */
+  signOnPath?: string;
+  /** Signs the session and binding cookies (>= 32 characters). */
+  sessionSecret: string;
+  /** Idle timeout of an MFA session. @default 900000 */
+  sessionIdleTimeoutMs?: number;
+  /** Absolute timeout of an MFA session. @default 28800000 */
+  sessionAbsoluteTimeoutMs?: number;
+  /** Mark cookies Secure (and use the __Host- prefix). @default true unless allowInsecureHttp */
+  secureCookies?: boolean;
+  /** Redis for pending logins and sessions shared by every instance; absent: in memory (one instance). */
+  redis?: Redis;
+  /** Custom stores (they win over `redis`). */
+  stores?: { pendingLogins?: PendingLoginStore; sessions?: SessionStore };
+  /** Receives every auth event before the response is sent (the audit trail). A throw on a success
+   *  event refuses the sign-on ('audit_unavailable'). */
+  onEvent?: (event: DuoAuthEvent) => Promise<void> | void;
+  /** How often expired pending logins are swept and reported as abandoned. @default 30000 */
+  sweepIntervalMs?: number;
+}

@@ -1,0 +1,66 @@
+import { Injectable } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DuoCookies } from './duo-cookies.js';
+import { InjectDuoOptions, InjectSessionStore } from './duo.tokens.js';
+import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
+import type {
+  MfaSession,
+  NewMfaSession,
+  SessionLookup,
+  SessionStore,
+} from './stores/session.store.js';
+
+/** Reads, opens and ends MFA sessions: the store plus the signed, HttpOnly session cookie. */
+@Injectable()
+export class DuoSessionService {
+  readonly cookies: DuoCookies;
+
+  constructor(
+    @InjectSessionStore() private readonly store: SessionStore,
+    @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
+  ) {
+    this.cookies = new DuoCookies(options.sessionSecret, options.secureCookies);
+  }
+
+  /** The session of this request: the cookie must be present once, correctly signed, and live. */
+  async lookup(req: Request): Promise<SessionLookup> {
+    const id = this.cookies.read(req, this.cookies.session);
+    return id ? this.store.get(id) : { status: 'missing' };
+  }
+
+  /**
+   * Opens a new session (a new id: the old one, if any, is destroyed first, so a fixated id never
+   * gains privilege) and sets its cookie.
+   */
+  async open(req: Request, res: Response, input: NewMfaSession): Promise<MfaSession> {
+    await this.destroyCurrent(req);
+    const session = await this.store.create(input);
+    this.cookies.set(res, this.cookies.session, session.id, this.options.sessionAbsoluteTimeoutMs);
+    return session;
+  }
+
+  /** Undo of `open` when the outcome could not be recorded. */
+  async discard(res: Response, session: MfaSession): Promise<void> {
+    await this.store.destroy(session.id);
+    this.cookies.clear(res, this.cookies.session);
+  }
+
+  /** Logout: destroys the session server-side and clears the cookie. */
+  async close(req: Request, res: Response): Promise<MfaSession | undefined> {
+    const lookup = await this.lookup(req);
+    await this.destroyCurrent(req);
+    this.cookies.clear(res, this.cookies.session);
+    return lookup.status === 'active' ? lookup.session : undefined;
+  }
+
+  count(): Promise<number> {
+    return this.store.count();
+  }
+
+  private async destroyCurrent(req: Request): Promise<void> {
+    const id = this.cookies.read(req, this.cookies.session);
+    if (id) {
+      await this.store.destroy(id);
+    }
+  }
+}
