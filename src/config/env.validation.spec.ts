@@ -4,7 +4,9 @@ import { EnvValidationError, validateEnv } from './env.validation.js';
 
 function readEnvExample(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of readFileSync(new URL('../../.env.example', import.meta.url), 'utf8').split('\n')) {
+  for (const line of readFileSync(new URL('../../.env.example', import.meta.url), 'utf8').split(
+    '\n',
+  )) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
     if (m) {
       out[m[1]] = m[2];
@@ -33,7 +35,9 @@ function problemsOf(env: Record<string, string | undefined>): Record<string, str
     validateEnv(env);
   } catch (err) {
     expect(err).toBeInstanceOf(EnvValidationError);
-    return Object.fromEntries((err as EnvValidationError).problems.map((p) => [p.variable, p.message]));
+    return Object.fromEntries(
+      (err as EnvValidationError).problems.map((p) => [p.variable, p.message]),
+    );
   }
   return {};
 }
@@ -48,7 +52,13 @@ describe(validateEnv.name, () => {
   it('should refuse .env.example placeholders when NODE_ENV is production', () => {
     const problems = problemsOf({ ...readEnvExample(), NODE_ENV: 'production' });
     expect(Object.keys(problems).sort()).toEqual(
-      ['AUDIT_CHAIN_KEY', 'DUO_CLIENT_SECRET', 'DUO_REDIRECT_URI', 'PUBLIC_URL', 'SESSION_SECRET'].sort(),
+      [
+        'AUDIT_CHAIN_KEY',
+        'DUO_CLIENT_SECRET',
+        'DUO_REDIRECT_URI',
+        'PUBLIC_URL',
+        'SESSION_SECRET',
+      ].sort(),
     );
   });
 
@@ -107,8 +117,12 @@ describe(validateEnv.name, () => {
   });
 
   it('should accept an http:// simulator URL as DUO_API_HOST outside production only', () => {
-    expect(validateEnv({ ...VALID, DUO_API_HOST: 'http://127.0.0.1:4000' }).DUO_API_HOST).toBe('http://127.0.0.1:4000');
-    expect(problemsOf({ ...PRODUCTION, DUO_API_HOST: 'http://127.0.0.1:4000' }).DUO_API_HOST).toMatch(/production/);
+    expect(validateEnv({ ...VALID, DUO_API_HOST: 'http://127.0.0.1:4000' }).DUO_API_HOST).toBe(
+      'http://127.0.0.1:4000',
+    );
+    expect(
+      problemsOf({ ...PRODUCTION, DUO_API_HOST: 'http://127.0.0.1:4000' }).DUO_API_HOST,
+    ).toMatch(/production/);
   });
 
   it('should require https redirect URI and public URL when NODE_ENV is production', () => {
@@ -128,7 +142,11 @@ describe(validateEnv.name, () => {
   });
 
   it('should refuse a placeholder or repeated-character secret when NODE_ENV is production', () => {
-    const problems = problemsOf({ ...PRODUCTION, SESSION_SECRET: 'a'.repeat(40), AUDIT_CHAIN_KEY: 'replace-this-with-a-long-random-value!!' });
+    const problems = problemsOf({
+      ...PRODUCTION,
+      SESSION_SECRET: 'a'.repeat(40),
+      AUDIT_CHAIN_KEY: 'replace-this-with-a-long-random-value!!',
+    });
     expect(problems.SESSION_SECRET).toMatch(/placeholder/);
     expect(problems.AUDIT_CHAIN_KEY).toMatch(/placeholder/);
   });

@@ -86,7 +86,9 @@ const bool: Parser<boolean> = (raw) => {
 const text =
   (max: number): Parser<string> =>
   (raw) =>
-    raw.length <= max && !/[\0\r\n]/.test(raw) ? raw : invalid(`must be at most ${max} characters on one line`);
+    raw.length <= max && !/[\0\r\n]/.test(raw)
+      ? raw
+      : invalid(`must be at most ${max} characters on one line`);
 
 const list: Parser<string[]> = (raw) =>
   raw
@@ -97,10 +99,14 @@ const list: Parser<string[]> = (raw) =>
 function secret(what: string): Parser<string> {
   return (raw, { production }) => {
     if (raw.length < 32) {
-      return invalid(`must be at least 32 characters (${what}); generate one with: openssl rand -base64 48`);
+      return invalid(
+        `must be at least 32 characters (${what}); generate one with: openssl rand -base64 48`,
+      );
     }
     if (production && PLACEHOLDER.test(raw)) {
-      return invalid(`is still the placeholder from .env.example; set a real random value (${what})`);
+      return invalid(
+        `is still the placeholder from .env.example; set a real random value (${what})`,
+      );
     }
     return raw;
   };
@@ -109,7 +115,11 @@ function secret(what: string): Parser<string> {
 const duoApiHost: Parser<string> = (raw, { production }) => {
   const parsed = parseApiHost(raw.trim(), !production);
   if ('error' in parsed) {
-    return invalid(production && /^http:/i.test(raw) ? 'must be a bare Duo API hostname in production (http:// is only for the local simulator)' : DUO_MESSAGES.apiHost + ' (outside production, also http://host:port of the simulator)');
+    return invalid(
+      production && /^http:/i.test(raw)
+        ? 'must be a bare Duo API hostname in production (http:// is only for the local simulator)'
+        : DUO_MESSAGES.apiHost + ' (outside production, also http://host:port of the simulator)',
+    );
   }
   return raw.trim();
 };
@@ -117,10 +127,14 @@ const duoApiHost: Parser<string> = (raw, { production }) => {
 const databaseUrl: Parser<string> = (raw) =>
   /^(sqlite:.+|postgres(ql)?:\/\/.+)$/i.test(raw.trim())
     ? raw.trim()
-    : invalid('must be sqlite:<path>, sqlite::memory: or postgres://user@host:5432/db (unset: a SQLite file under ./data)');
+    : invalid(
+        'must be sqlite:<path>, sqlite::memory: or postgres://user@host:5432/db (unset: a SQLite file under ./data)',
+      );
 
 const redisUrl: Parser<string> = (raw) =>
-  /^rediss?:\/\/.+/i.test(raw.trim()) ? raw.trim() : invalid('must be redis://host:6379[/db] or rediss://...');
+  /^rediss?:\/\/.+/i.test(raw.trim())
+    ? raw.trim()
+    : invalid('must be redis://host:6379[/db] or rediss://...');
 
 const url: Parser<string> = (raw, { production }) => {
   try {
@@ -151,7 +165,9 @@ const SCHEMA: Schema = {
   PUBLIC_URL: {
     parse: url,
     fallback: (e, production) =>
-      production ? invalid('is required in production: the https:// origin users reach') : `http://localhost:${e.PORT ?? 3000}`,
+      production
+        ? invalid('is required in production: the https:// origin users reach')
+        : `http://localhost:${e.PORT ?? 3000}`,
   },
   TRUST_PROXY: { parse: int(0, 10), fallback: () => 0 },
   LOG_LEVEL: { parse: oneOf('debug', 'info', 'warn', 'error'), fallback: () => 'info' },
@@ -164,24 +180,38 @@ const SCHEMA: Schema = {
       if (!isValidClientSecret(raw.trim())) {
         return invalid(DUO_MESSAGES.clientSecret);
       }
-      return production && PLACEHOLDER.test(raw) ? invalid('is still a placeholder; set the real Client secret') : raw.trim();
+      return production && PLACEHOLDER.test(raw)
+        ? invalid('is still a placeholder; set the real Client secret')
+        : raw.trim();
     },
     hint: 'the Client secret from the Duo Admin Panel (or from `npm run simulator`)',
   },
-  DUO_API_HOST: { parse: duoApiHost, hint: 'the API hostname from the Duo Admin Panel, such as api-xxxxxxxx.duosecurity.com' },
+  DUO_API_HOST: {
+    parse: duoApiHost,
+    hint: 'the API hostname from the Duo Admin Panel, such as api-xxxxxxxx.duosecurity.com',
+  },
   DUO_REDIRECT_URI: {
     parse: (raw, { production }) => {
       const v = raw.trim();
       if (!isValidRedirectUri(v, !production) || (production && !v.startsWith('https://'))) {
-        return invalid(production ? 'must be an https:// URL of at most 256 characters in production' : DUO_MESSAGES.redirectUri);
+        return invalid(
+          production
+            ? 'must be an https:// URL of at most 256 characters in production'
+            : DUO_MESSAGES.redirectUri,
+        );
       }
       return v;
     },
     fallback: (e, production) =>
-      production ? invalid('is required in production: https://<your host>/auth/duo/callback') : `${e.PUBLIC_URL}/auth/duo/callback`,
+      production
+        ? invalid('is required in production: https://<your host>/auth/duo/callback')
+        : `${e.PUBLIC_URL}/auth/duo/callback`,
   },
   DUO_FAILMODE: { parse: oneOf('closed', 'open'), fallback: () => 'closed' },
-  DUO_TIMEOUT_MS: { parse: int(DUO_BOUNDS.timeoutMs.min, DUO_BOUNDS.timeoutMs.max), fallback: () => DUO_DEFAULTS.timeoutMs },
+  DUO_TIMEOUT_MS: {
+    parse: int(DUO_BOUNDS.timeoutMs.min, DUO_BOUNDS.timeoutMs.max),
+    fallback: () => DUO_DEFAULTS.timeoutMs,
+  },
   DUO_CLOCK_TOLERANCE_MS: {
     parse: int(DUO_BOUNDS.clockToleranceMs.min, DUO_BOUNDS.clockToleranceMs.max),
     fallback: () => DUO_DEFAULTS.clockToleranceMs,
@@ -198,14 +228,21 @@ const SCHEMA: Schema = {
   SESSION_SECRET: {
     parse: secret('it signs the session and browser-binding cookies'),
     fallback: (_e, production) =>
-      production ? invalid('is required in production (>= 32 random characters)') : randomBytes(32).toString('base64url'),
+      production
+        ? invalid('is required in production (>= 32 random characters)')
+        : randomBytes(32).toString('base64url'),
   },
   SESSION_IDLE_TIMEOUT_MS: { parse: int(60_000, 86_400_000), fallback: () => 15 * 60_000 },
-  SESSION_ABSOLUTE_TIMEOUT_MS: { parse: int(60_000, 7 * 86_400_000), fallback: () => 8 * 3_600_000 },
+  SESSION_ABSOLUTE_TIMEOUT_MS: {
+    parse: int(60_000, 7 * 86_400_000),
+    fallback: () => 8 * 3_600_000,
+  },
   AUDIT_CHAIN_KEY: {
     parse: secret('it keys the audit chain HMAC; keep it outside the database'),
     fallback: (_e, production) =>
-      production ? invalid('is required in production (>= 32 random characters, kept outside the database)') : 'development-only-audit-chain-key-not-for-production',
+      production
+        ? invalid('is required in production (>= 32 random characters, kept outside the database)')
+        : 'development-only-audit-chain-key-not-for-production',
   },
   AUDIT_POLICY: { parse: oneOf('spool', 'deny'), fallback: () => 'spool' },
   AUDIT_SPOOL_DIR: { parse: text(1024), fallback: () => './data/spool' },
