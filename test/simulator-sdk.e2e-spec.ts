@@ -17,7 +17,9 @@ import type { HealthFault, RunningSimulator, TokenFault } from '../src/simulator
 
 const REDIRECT = 'https://app.example.test/auth/duo/callback';
 const NONCE = 'sdk-nonce-0123456789abcdef';
-const SDK_TIMEOUT_MS = 500;
+/** Short client timeout for the never-answering faults; a generous one elsewhere (busy CI). */
+const FAULT_TIMEOUT_MS = 500;
+const SDK_TIMEOUT_MS = 10_000;
 
 let dir: string;
 let cert: Buffer;
@@ -54,7 +56,7 @@ function makeCertificate(): { cert: Buffer; key: Buffer } {
   return { cert: readFileSync(certPath), key: readFileSync(keyPath) };
 }
 
-function sdkFor(s: RunningSimulator, secret = s.clientSecret): Client {
+function sdkFor(s: RunningSimulator, secret = s.clientSecret, timeoutMs = SDK_TIMEOUT_MS): Client {
   const client = new Client({
     clientId: s.clientId,
     clientSecret: secret,
@@ -67,7 +69,7 @@ function sdkFor(s: RunningSimulator, secret = s.clientSecret): Client {
     }
   ).axios;
   axios.defaults.httpsAgent = new Agent({ ca: cert });
-  axios.defaults.timeout = SDK_TIMEOUT_MS;
+  axios.defaults.timeout = timeoutMs;
   return client;
 }
 
@@ -250,7 +252,8 @@ describe('official SDK against the simulator', () => {
   it.each(tokenCases)(
     'should see the %s token fault the way it would see it from Duo',
     async (fault, expected) => {
-      const client = sdkFor(sim);
+      const timeout = fault === 'timeout' ? FAULT_TIMEOUT_MS : SDK_TIMEOUT_MS;
+      const client = sdkFor(sim, sim.clientSecret, timeout);
       const code = await signIn(sim, client);
       sim.control.setFaults({ token: fault, once: true });
       const exchange = client.exchangeAuthorizationCodeFor2FAResult(code, 'alice', NONCE);
@@ -274,7 +277,8 @@ describe('official SDK against the simulator', () => {
     'should fail the health check when the %s health fault is set',
     async (fault, expected) => {
       sim.control.setFaults({ health: fault, once: true });
-      await expect(sdkFor(sim).healthCheck()).rejects.toThrow(expected);
+      const timeout = fault === 'timeout' ? FAULT_TIMEOUT_MS : SDK_TIMEOUT_MS;
+      await expect(sdkFor(sim, sim.clientSecret, timeout).healthCheck()).rejects.toThrow(expected);
     },
   );
 });

@@ -22,7 +22,7 @@ const INVALID_GRANT =
 let sim: RunningSimulator;
 
 beforeAll(async () => {
-  sim = await startSimulator({ auto: 'allow', codeTtlMs: 1500 });
+  sim = await startSimulator({ auto: 'allow' });
 });
 afterAll(() => sim.close());
 beforeEach(() => sim.control.reset());
@@ -324,11 +324,19 @@ describe('token', () => {
   });
 
   it('should answer invalid_grant when the code has expired', async () => {
-    const { code } = await authorizeForCode(sim);
-    await new Promise((r) => setTimeout(r, 1600));
-    const res = await exchange(sim, code);
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: string }).error).toBe('invalid_grant');
+    const short = await startSimulator({ auto: 'allow', codeTtlMs: 200 });
+    try {
+      const { code } = await authorizeForCode(short);
+      await new Promise((r) => setTimeout(r, 300));
+      const res = await exchange(short, code);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        error: 'invalid_grant',
+        error_description: INVALID_GRANT,
+      });
+    } finally {
+      await short.close();
+    }
   });
 
   it('should answer invalid_grant when the code is unknown', async () => {

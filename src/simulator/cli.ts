@@ -1,0 +1,121 @@
+// Argument parsing of the simulator CLI (main.ts), kept apart so it can be tested.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { SimulatorOptions } from './types.js';
+
+export const USAGE = `Usage: npm run simulator -- [options]
+  --port <n>                 port to listen on (default 4000, 0 = random)
+  --host <addr>              address to bind (default 127.0.0.1)
+  --client-id <id>           Duo client id (generated with --client-secret when both are absent)
+  --client-secret <secret>   Duo client secret
+  --users <file.json>        user directory (JSON array of users, see src/simulator/README.md)
+  --auto <allow|deny>        answer authorize at once, without the prompt page
+  --new-user-policy <p>      enroll | allow | deny (default enroll)
+  --tls-cert <cert.pem>      serve HTTPS with this certificate ...
+  --tls-key <key.pem>        ... and this key
+  --app-name <name>          application name shown on the prompt and in the id_token
+  --error-redirect-on-deny   redirect with error=access_denied instead of the denial page
+  --code-ttl-ms <n>          authorization code lifetime (default 60000)
+  -h, --help                 show this help`;
+
+/** A bad command line: main.ts prints it with the usage and exits with code 2. */
+export class UsageError extends Error {}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]) {
+  if (value !== undefined && !allowed.includes(value as T)) {
+    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}`);
+  }
+  return value as T | undefined;
+}
+
+function integer(name: string, value: string | undefined, min: number, max: number) {
+  if (value === undefined) {
+    return undefined;
+  }
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer between ${min} and ${max}`);
+  }
+  return n;
+}
+
+function readFile(name: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch {
+    throw new UsageError(`--${name}: cannot read ${path}`);
+  }
+}
+
+/** Parses argv into simulator options; throws UsageError with a readable message. */
+export function parseCli(argv: string[]): SimulatorOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'client-id': { type: 'string' },
+        'client-secret': { type: 'string' },
+        users: { type: 'string' },
+        auto: { type: 'string' },
+        'new-user-policy': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'app-name': { type: 'string' },
+        'error-redirect-on-deny': { type: 'boolean' },
+        'code-ttl-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : 'bad arguments');
+  }
+  if (values.help) {
+    return 'help';
+  }
+  const clientId = values['client-id'];
+  const clientSecret = values['client-secret'];
+  if ((clientId === undefined) !== (clientSecret === undefined)) {
+    throw new UsageError(
+      '--client-id and --client-secret go together (omit both to generate them)',
+    );
+  }
+  if (clientId !== undefined && !/^[A-Za-z0-9]{20}$/.test(clientId)) {
+    throw new UsageError('--client-id must be 20 alphanumeric characters (e.g. DI + 18)');
+  }
+  if (clientSecret !== undefined && !/^[A-Za-z0-9]{40}$/.test(clientSecret)) {
+    throw new UsageError('--client-secret must be 40 alphanumeric characters');
+  }
+  const certPath = values['tls-cert'];
+  const keyPath = values['tls-key'];
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  if (values.users !== undefined) {
+    readFile('users', values.users);
+  }
+  return {
+    port: integer('port', values.port, 0, 65535) ?? 4000,
+    host: values.host,
+    clientId,
+    clientSecret,
+    users: values.users,
+    auto: oneOf('auto', values.auto, ['allow', 'deny'] as const),
+    newUserPolicy: oneOf('new-user-policy', values['new-user-policy'], [
+      'enroll',
+      'allow',
+      'deny',
+    ] as const),
+    tls:
+      certPath && keyPath
+        ? { cert: readFile('tls-cert', certPath), key: readFile('tls-key', keyPath) }
+        : undefined,
+    applicationName: values['app-name'],
+    errorRedirectOnDeny: values['error-redirect-on-deny'],
+    codeTtlMs: integer('code-ttl-ms', values['code-ttl-ms'], 1, 86_400_000),
+  };
+}
