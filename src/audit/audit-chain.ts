@@ -182,7 +182,7 @@ export interface ChainSource {
   /** The head, or a function read after the rows are exhausted (so concurrent appends agree). */
   head: ChainHead | null | (() => Promise<ChainHead | null>);
   /** Rows with seq greater than the anchor's, ascending by seq. */
-  rows: AsyncIterable<AuditRow>;
+  rows: AsyncIterable<AuditRow> | Iterable<AuditRow>;
   checkpoints?: readonly ChainCheckpoint[];
 }
 

@@ -1,0 +1,30 @@
+// The public face of the audit trail.
+export * from './audit-events.js';
+export {
+  AUDIT_BOUNDS,
+  buildAuditRecord,
+  sanitizeAuthContext,
+  sanitizeDetail,
+  type AuditEvent,
+  type AuditRecord,
+  type AuditRow,
+} from './audit-record.js';
+export {
+  verifyChain,
+  type ChainHead,
+  type ChainProblem,
+  type ChainVerifyResult,
+} from './audit-chain.js';
+export {
+  AuditChainAnchorEntity,
+  AuditChainHeadEntity,
+  AuditEventEntity,
+  AUDIT_ENTITIES,
+} from './audit-event.entity.js';
+export * from './audit.repository.js';
+export { TypeOrmAuditRepository } from './typeorm-audit.repository.js';
+export { AuditUnavailableError } from './audit.errors.js';
+export * from './audit.options.js';
+export { AuditService, type AuditRecordResult, type AuditServiceMetrics } from './audit.service.js';
+export { AuditModule, type AuditModuleAsyncOptions } from './audit.module.js';
+export { AuditSpool } from './audit-spool.js';
