@@ -67,6 +67,7 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
   readonly spool: AuditSpool;
   private readonly timers: NodeJS.Timeout[] = [];
   private replayInFlight: Promise<number> | null = null;
+  private lastReplayFailureAt = 0;
   readonly metrics: AuditServiceMetrics = {
     recorded: 0,
     spooled: 0,
@@ -127,7 +128,10 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
     });
     if (this.options.policy === 'spool' && this.spool.pending) {
       await this.toSpool(record, null);
-      void this.replayIfPending();
+      // The database may be back: try now, unless a replay failed a moment ago.
+      if (Date.now() - this.lastReplayFailureAt >= this.options.replayIntervalMs) {
+        void this.replayIfPending();
+      }
       return { id: record.id, storedIn: 'spool' };
     }
     try {
@@ -175,9 +179,16 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
       return 0;
     }
     try {
-      return await this.replaySpool();
+      const n = await this.replaySpool();
+      this.lastReplayFailureAt = 0;
+      return n;
     } catch (err) {
-      this.logger.warn(`audit spool replay failed (${describeError(err)}); will retry`);
+      if (this.lastReplayFailureAt === 0) {
+        this.logger.warn(
+          `audit spool replay failed (${describeError(err)}); retrying every ${this.options.replayIntervalMs} ms`,
+        );
+      }
+      this.lastReplayFailureAt = Date.now();
       return 0;
     }
   }
