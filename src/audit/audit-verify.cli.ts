@@ -27,10 +27,16 @@ export async function runAuditVerify(
   }
   let dataSource: DataSource | undefined;
   try {
-    dataSource = new DataSource(buildTypeOrmOptions({ databaseUrl: env.DATABASE_URL, migrationsRun: false }));
+    dataSource = new DataSource(
+      buildTypeOrmOptions({ databaseUrl: env.DATABASE_URL, migrationsRun: false }),
+    );
     await dataSource.initialize();
-    const repository = new TypeOrmAuditRepository(dataSource.getRepository(AuditEventEntity), { chainKey: key });
-    const result = await repository.verifyChain({ checkpointFile: env.AUDIT_CHECKPOINT_FILE || undefined });
+    const repository = new TypeOrmAuditRepository(dataSource.getRepository(AuditEventEntity), {
+      chainKey: key,
+    });
+    const result = await repository.verifyChain({
+      checkpointFile: env.AUDIT_CHECKPOINT_FILE || undefined,
+    });
     if (result.ok) {
       out.log(`audit chain OK: ${result.checked} events verified, last seq ${result.lastSeq}`);
       return 0;
@@ -42,7 +48,9 @@ export async function runAuditVerify(
   } catch (err) {
     // The message of a driver error may hold the URL: print only its class and code.
     const e = err as { name?: string; code?: string };
-    out.error(`audit:verify: cannot check the chain (${e.name ?? 'Error'}${e.code ? ` ${e.code}` : ''})`);
+    out.error(
+      `audit:verify: cannot check the chain (${e.name ?? 'Error'}${e.code ? ` ${e.code}` : ''})`,
+    );
     return 2;
   } finally {
     await dataSource?.destroy().catch(() => undefined);

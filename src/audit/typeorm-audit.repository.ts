@@ -88,6 +88,14 @@ export class TypeOrmAuditRepository extends AuditRepository {
   private readonly key: Buffer;
   private readonly postgres: boolean;
   private headReady: Promise<void> | null = null;
+  /** The head as this instance last saw it (PostgreSQL single appends); a guess, checked in SQL. */
+  private cachedHead: { seq: number; hash: string } | null = null;
+  private readonly queue: {
+    record: AuditRecord;
+    resolve: (row: AuditRow) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  private draining = false;
 
   constructor(
     @InjectRepository(AuditEventEntity) events: Repository<AuditEventEntity>,
@@ -107,8 +115,137 @@ export class TypeOrmAuditRepository extends AuditRepository {
   // Appends
 
   override async appendRecord(record: AuditRecord): Promise<AuditEvent> {
-    const [event] = await this.appendMany([record]);
-    return event;
+    if (!this.postgres) {
+      const [event] = await this.appendMany([record]);
+      return event;
+    }
+    await this.ensureHead();
+    return rowToEvent(await this.enqueue(record));
+  }
+
+  /**
+   * Appends from one instance go through one queue: at most one append statement of this
+   * instance is in flight, and records that arrive meanwhile are written together in the next
+   * transaction (group commit). Instances still contend on the head row, fairly and briefly.
+   */
+  private enqueue(record: AuditRecord): Promise<AuditRow> {
+    return new Promise<AuditRow>((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) {
+      return;
+    }
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, 500);
+        try {
+          const rows =
+            batch.length === 1
+              ? [await this.appendOnePostgres(batch[0].record)]
+              : await this.appendPostgres(batch.map((b) => b.record));
+          const byId = new Map(rows.map((r) => [r.id, r]));
+          for (const b of batch) {
+            const row = byId.get(b.record.id);
+            if (row) {
+              b.resolve(row);
+            } else {
+              b.reject(new Error('audit: append lost track of a record'));
+            }
+          }
+        } catch (err) {
+          batch.forEach((b) => b.reject(err));
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /**
+   * One append in one statement (one round trip, its own transaction): the CTE locks the head row
+   * (FOR UPDATE), inserts the row only if the head is still the one the hash was computed from,
+   * and moves the head. When another instance moved the head first, the statement inserts nothing
+   * and returns the current head; the row is re-linked and tried again.
+   */
+  private async appendOnePostgres(record: AuditRecord): Promise<AuditRow> {
+    let head = this.cachedHead ?? (await this.readHeadForAppend());
+    // Normally one pass: the fast statement, or (after losing a race) the lock-first transaction.
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const row = this.link(record, head.seq, head.hash);
+      const p = new Params(true);
+      const values = AUDIT_ROW_COLUMNS.map((c) =>
+        c === 'seq' ? `${p.add(row.seq)}::integer` : p.add(row[c]),
+      ).join(', ');
+      const sql =
+        `WITH h AS (SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE), ` +
+        `ins AS (INSERT INTO audit_events (${SELECT_COLUMNS}) SELECT ${values} FROM h WHERE h.seq = ${p.add(head.seq)}::integer AND h.hash = ${p.add(head.hash)} ` +
+        `ON CONFLICT (id) DO NOTHING RETURNING seq), ` +
+        `upd AS (UPDATE audit_chain_head SET seq = ${p.add(row.seq)}::integer, hash = ${p.add(row.hash)}, updated_at = ${p.add(
+          toAuditTimestamp(new Date()),
+        )}, mac = ${p.add(headMac(this.key, row.seq, row.hash))} WHERE id = 1 AND EXISTS (SELECT 1 FROM ins) RETURNING seq) ` +
+        `SELECT (SELECT seq FROM h) AS head_seq, (SELECT hash FROM h) AS head_hash, ` +
+        `(SELECT COUNT(*) FROM ins) AS inserted, (SELECT COUNT(*) FROM upd) AS updated`;
+      const [r] = await this.pgPrepared<{
+        head_seq: number | null;
+        head_hash: string | null;
+        inserted: string | number;
+        updated: string | number;
+      }>('duo_nest_audit_append', sql, p.values);
+      if (Number(r.inserted) === 1) {
+        if (Number(r.updated) !== 1) {
+          throw new Error('audit: a row was appended but the chain head did not move');
+        }
+        this.cachedHead = { seq: row.seq, hash: row.hash };
+        return row;
+      }
+      if (r.head_seq === null || r.head_hash === null) {
+        throw new Error('audit: chain head row is missing');
+      }
+      const fresh = { seq: Number(r.head_seq), hash: r.head_hash };
+      if (fresh.seq === head.seq && fresh.hash === head.hash) {
+        // The head matched, so the id exists already: a replayed event.
+        const existing = await this.findRowById(record.id);
+        if (existing) {
+          return existing;
+        }
+      }
+      // Another instance appended first: take the lock-first path, which cannot lose again.
+      this.cachedHead = fresh;
+      const [viaLock] = await this.appendPostgres([record]);
+      if (viaLock) {
+        return viaLock;
+      }
+      head = this.cachedHead ?? fresh;
+    }
+    throw new Error('audit: could not append after repeated contention on the chain head');
+  }
+
+  /** Runs a named (per-connection prepared) statement on node-postgres: planned once, not per append. */
+  private async pgPrepared<T>(name: string, text: string, values: unknown[]): Promise<T[]> {
+    const qr = this.dataSource.createQueryRunner();
+    try {
+      const client = (await qr.connect()) as {
+        query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: T[] }>;
+      };
+      return (await client.query({ name, text, values })).rows;
+    } finally {
+      await qr.release();
+    }
+  }
+
+  private async readHeadForAppend(): Promise<{ seq: number; hash: string }> {
+    const [h] = await this.dataSource.query<HeadRowRaw[]>(
+      'SELECT seq, hash FROM audit_chain_head WHERE id = 1',
+    );
+    if (!h) {
+      throw new Error('audit: chain head row is missing');
+    }
+    return { seq: Number(h.seq), hash: h.hash };
   }
 
   override async appendMany(records: readonly AuditRecord[]): Promise<AuditEvent[]> {
@@ -157,25 +294,42 @@ export class TypeOrmAuditRepository extends AuditRepository {
         }
         let prevSeq = Number(locked[0].seq);
         let prevHash = locked[0].hash;
+        // Under the head lock every insert is serialized, so one look-up settles which ids exist.
+        const ids = [...new Set(records.map((r) => r.id))];
+        const found = (await qr.query('SELECT id FROM audit_events WHERE id = ANY($1)', [ids])) as {
+          id: string;
+        }[];
+        const seen = new Set(found.map((r) => r.id));
         for (const record of records) {
-          const row = this.link(record, prevSeq, prevHash);
-          const p = new Params(true);
-          const values = AUDIT_ROW_COLUMNS.map((c) => p.add(row[c])).join(', ');
-          const sql =
-            `WITH ins AS (INSERT INTO audit_events (${SELECT_COLUMNS}) VALUES (${values}) ON CONFLICT (id) DO NOTHING RETURNING seq) ` +
-            `UPDATE audit_chain_head SET seq = ${p.add(row.seq)}, hash = ${p.add(row.hash)}, updated_at = ${p.add(
-              toAuditTimestamp(new Date()),
-            )}, mac = ${p.add(headMac(this.key, row.seq, row.hash))} WHERE id = 1 AND EXISTS (SELECT 1 FROM ins) RETURNING seq`;
-          const result = await qr.query(sql, p.values, true);
-          if ((result.records as unknown[]).length === 1) {
-            stored.push(row);
-            prevSeq = row.seq;
-            prevHash = row.hash;
-          } else {
+          if (seen.has(record.id)) {
             existing.push(record.id);
+            continue;
+          }
+          seen.add(record.id);
+          const row = this.link(record, prevSeq, prevHash);
+          stored.push(row);
+          prevSeq = row.seq;
+          prevHash = row.hash;
+        }
+        if (stored.length > 0) {
+          const p = new Params(true);
+          const tuples = stored
+            .map((row) => `(${AUDIT_ROW_COLUMNS.map((c) => p.add(row[c])).join(', ')})`)
+            .join(', ');
+          const sql =
+            `WITH ins AS (INSERT INTO audit_events (${SELECT_COLUMNS}) VALUES ${tuples} RETURNING seq) ` +
+            `UPDATE audit_chain_head SET seq = ${p.add(prevSeq)}, hash = ${p.add(prevHash)}, updated_at = ${p.add(
+              toAuditTimestamp(new Date()),
+            )}, mac = ${p.add(headMac(this.key, prevSeq, prevHash))} WHERE id = 1 AND (SELECT COUNT(*) FROM ins) = ${p.add(
+              stored.length,
+            )} RETURNING seq`;
+          const result = await qr.query(sql, p.values, true);
+          if ((result.records as unknown[]).length !== 1) {
+            throw new Error('audit: the chain head did not move with the appended rows');
           }
         }
         await qr.commitTransaction();
+        this.cachedHead = { seq: prevSeq, hash: prevHash };
       } catch (err) {
         await qr.rollbackTransaction().catch(() => undefined);
         throw err;
