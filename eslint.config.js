@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'jest.config.js', 'eslint.config.js', 'bench/**/*.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-output/**', 'jest.config.js', 'eslint.config.js', 'bench/**/*.js', 'bench/**/*.mjs', 'scripts/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -1,10 +1,11 @@
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule, ConfigService } from '@nestjs/config';
+import { ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import { AuthController } from './auth/auth.controller.js';
 import { duoOptionsFromEnv } from './config/duo.config.js';
-import { ENV_VARIABLES, validateEnv, type AppEnv } from './config/env.validation.js';
+import { AppConfigModule } from './config/app-config.module.js';
+import { ENV_VARIABLES, type AppEnv } from './config/env.validation.js';
 import { DuoModule, MfaGuard, type DuoAuthEvent } from './duo/index.js';
 import { HealthController } from './health.controller.js';
 
@@ -30,18 +31,10 @@ function logEvent(e: DuoAuthEvent): void {
 @Module({})
 export class AppModule {
   static forRoot(rawEnv: Record<string, string | undefined> = process.env): DynamicModule {
-    const validated = validateEnv(rawEnv);
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot({
-          isGlobal: true,
-          cache: true,
-          ignoreEnvFile: true,
-          skipProcessEnv: true,
-          validatePredefined: false,
-          load: [() => ({ ...validated })],
-        }),
+        AppConfigModule.forRoot(rawEnv),
         DuoModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (config: ConfigService) => {

@@ -5,7 +5,10 @@ import {
   DuoAuthGuard,
   DuoFlowService,
   DuoSessionService,
+  InjectDuoOptions,
   PAGE_CSP,
+  pageCsp,
+  type NormalizedDuoModuleOptions,
   Public,
   sanitizeReturnTo,
   type DuoStrategyOutcome,
@@ -16,10 +19,15 @@ import { resultPage, signOnPage } from './auth.pages.js';
 /** The seed's flow: sign-on form, Duo, and the "Sign on complete" page. */
 @Controller()
 export class AuthController {
+  private readonly signOnCsp: string;
+
   constructor(
     private readonly flow: DuoFlowService,
     private readonly sessions: DuoSessionService,
-  ) {}
+    @InjectDuoOptions() options: NormalizedDuoModuleOptions,
+  ) {
+    this.signOnCsp = pageCsp(options.apiOrigin);
+  }
 
   @Public()
   @Get()
@@ -28,7 +36,7 @@ export class AuthController {
     @Query('reason') reason: unknown,
     @Res() res: Response,
   ): void {
-    res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.setHeader('Content-Security-Policy', this.signOnCsp);
     res.setHeader('Cache-Control', 'no-store');
     res
       .type('html')

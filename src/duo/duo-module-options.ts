@@ -9,6 +9,8 @@ export type NormalizedDuoModuleOptions = Required<
     usernameResolver: NonNullable<DuoModuleOptions['usernameResolver']>;
     /** The callback route's path, from redirectUri. */
     callbackPath: string;
+    /** The origin of every Duo URL (from apiHost). */
+    apiOrigin: string;
   };
 
 const SAME_ORIGIN_PATH = /^\/(?![/\\])[^\s\\]*$/;

@@ -8,9 +8,17 @@ const BASE_CSS = `body{font-family:system-ui,sans-serif;max-width:32rem;margin:4
 .duo-button{display:inline-block;padding:.75rem 1.5rem;background:#6bbf4e;color:#fff;border-radius:.4rem;text-decoration:none;font-weight:600}
 .muted{color:#666;font-size:.9rem}a.restart{display:inline-block;margin-top:1rem}`;
 
-/** The page's CSP: no scripts at all, styles only from this page. */
-export const PAGE_CSP =
-  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/**
+ * The pages' CSP: no scripts at all, inline styles only, no framing. Forms may post to this origin
+ * and, where a form's answer redirects to Duo (the sign-on form), to Duo's origin: Chromium applies
+ * form-action to the redirect too.
+ */
+export function pageCsp(duoOrigin?: string): string {
+  const formAction = duoOrigin ? `'self' ${duoOrigin}` : "'self'";
+  return `default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
+}
+
+export const PAGE_CSP = pageCsp();
 
 export function page(title: string, body: string, css = ''): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

@@ -88,6 +88,7 @@ import {
   ],
   exports: [
     DuoClient,
+    DuoStrategy,
     DuoHealthService,
     DuoSessionService,
     DuoFlowService,

@@ -48,7 +48,7 @@ export {
   DUO_STRATEGY,
   InjectDuoOptions,
 } from './duo.tokens.js';
-export { escapeHtml, messagePage, page, PAGE_CSP } from './duo-pages.js';
+export { escapeHtml, messagePage, page, PAGE_CSP, pageCsp } from './duo-pages.js';
 export {
   MemoryPendingLoginStore,
   RedisPendingLoginStore,

@@ -1,0 +1,105 @@
+// `npm run demo`: the seed's flow on embedded defaults. Starts the local Duo simulator and the app as
+// two processes (the app never imports the simulator) with freshly generated Duo credentials, a
+// SQLite file under ./data and in-memory stores, then prints the URL to open.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { connect, createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const UPPER = ALNUM.slice(0, 26) + ALNUM.slice(52);
+
+function random(alphabet: string, length: number): string {
+  return Array.from({ length }, () => alphabet[randomInt(alphabet.length)]).join('');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) {
+      throw new Error(`${what} exited with code ${child.exitCode}`);
+    }
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      }).once('error', () => resolve(false));
+    });
+    if (open) {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not start listening on port ${port}`);
+}
+
+async function main(): Promise<void> {
+  const appPort = Number(process.env.PORT ?? 3000);
+  const simPort = await freePort();
+  const clientId = 'DI' + random(UPPER, 18);
+  const clientSecret = random(ALNUM, 40);
+  const children: ChildProcess[] = [];
+  const stop = () => {
+    for (const c of children) {
+      c.kill('SIGTERM');
+    }
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+
+  const sim = spawn(
+    process.execPath,
+    [join(here, 'simulator', 'main.js'), '--port', String(simPort), '--client-id', clientId, '--client-secret', clientSecret],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  children.push(sim);
+  await waitForPort(simPort, sim, 'The Duo simulator');
+
+  const publicUrl = `http://localhost:${appPort}`;
+  const app = spawn(process.execPath, [join(here, 'main.js')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'development',
+      PORT: String(appPort),
+      PUBLIC_URL: publicUrl,
+      DUO_CLIENT_ID: clientId,
+      DUO_CLIENT_SECRET: clientSecret,
+      DUO_API_HOST: `http://127.0.0.1:${simPort}`,
+      DUO_REDIRECT_URI: `${publicUrl}/auth/duo/callback`,
+      SESSION_SECRET: randomBytes(32).toString('base64url'),
+      AUDIT_CHAIN_KEY: process.env.AUDIT_CHAIN_KEY ?? randomBytes(32).toString('base64url'),
+      AUDIT_ADMIN_USERS: process.env.AUDIT_ADMIN_USERS ?? 'alice',
+    },
+  });
+  children.push(app);
+  await waitForPort(appPort, app, 'The app');
+  console.log(`
+  duo-nest demo is running.
+    Open ${publicUrl}/ and sign on as alice (or bob; 'locked' is locked out, 'bypass' skips the prompt).
+    Duo simulator: http://127.0.0.1:${simPort} (client id ${clientId})
+  Press Ctrl+C to stop.
+`);
+  for (const child of children) {
+    child.once('exit', (code) => {
+      stop();
+      process.exitCode = code ?? 0;
+    });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
