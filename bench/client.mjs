@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { Client as OfficialClient } from '@duosecurity/duo_universal';
 import { SignJWT } from 'jose';
-import { DuoClient } from '../dist/duo/duo.client.js';
+import { DuoClient } from '../dist/src/duo/duo.client.js';
 
 const CLIENT_ID = 'DIABCDEFGHIJ12345678';
 const SECRET = 'abcdefghijklmnopqrstuvwxyz0123456789ABCD';

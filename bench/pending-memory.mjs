@@ -15,9 +15,9 @@ if (typeof globalThis.gc !== 'function') {
 
 const { Redis } = await import('ioredis');
 const { MemoryPendingLoginStore, RedisPendingLoginStore } =
-  await import('../dist/duo/stores/pending-login.store.js');
+  await import('../dist/src/duo/stores/pending-login.store.js');
 const { MemorySessionStore, RedisSessionStore } =
-  await import('../dist/duo/stores/session.store.js');
+  await import('../dist/src/duo/stores/session.store.js');
 
 const N = 100_000;
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2000);

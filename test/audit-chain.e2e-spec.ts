@@ -219,7 +219,7 @@ describe.each(ENGINES)('audit chain on %s', (engine) => {
     expect(lines.join('\n')).not.toContain(TEST_CHAIN_KEY);
   });
 
-  const compiledCli = join(process.cwd(), 'dist/audit/audit-verify.cli.js');
+  const compiledCli = join(process.cwd(), 'dist/src/audit/audit-verify.cli.js');
   (existsSync(compiledCli) ? it : it.skip)(
     'should report the broken seq from the compiled CLI when a row is edited',
     async () => {

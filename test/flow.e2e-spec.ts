@@ -119,7 +119,7 @@ describe('sign-on flow against the simulator', () => {
     ['a username with a newline', { username: 'a\nb' }],
   ])('should answer 400 without calling Duo when the sign-on has %s', async (_what, form) => {
     const before = sim.control.stats().health_check + sim.control.stats().authorize;
-    const res = await new Browser().postForm(`${app.url}/login`, form as Record<string, string>, {
+    const res = await new Browser().postForm(`${app.url}/login`, form, {
       headers: { accept: 'application/json' },
     });
     expect(res.status).toBe(400);

@@ -1,5 +1,5 @@
 /**
- * `npm run audit:verify` (node dist/audit/audit-verify.cli.js): checks the audit hash chain.
+ * `npm run audit:verify` (node dist/src/audit/audit-verify.cli.js): checks the audit hash chain.
  * Env: DATABASE_URL (unset → ./data/duo-nest.sqlite), AUDIT_CHAIN_KEY (required),
  * AUDIT_CHECKPOINT_FILE (optional external checkpoint file).
  * Exit 0 when the chain verifies, 1 with the first broken sequence number otherwise, 2 on a usage

@@ -9,7 +9,7 @@ import { validateEnv } from './env.validation.js';
 @Module({})
 export class AppConfigModule {
   static forRoot(rawEnv: Record<string, string | undefined>): DynamicModule {
-    const config = new ConfigService(validateEnv(rawEnv) as unknown as Record<string, unknown>);
+    const config = new ConfigService(validateEnv(rawEnv));
     return {
       module: AppConfigModule,
       global: true,

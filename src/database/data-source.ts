@@ -1,6 +1,6 @@
 /**
  * The DataSource for the TypeORM CLI:
- *   npx nest build && npx typeorm migration:run -d dist/database/data-source.js
+ *   npx nest build && npx typeorm migration:run -d dist/src/database/data-source.js
  * Reads DATABASE_URL (unset → ./data/duo-nest.sqlite). Exports exactly one DataSource.
  */
 import { DataSource } from 'typeorm';

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
 import { AUDIT_ENTITIES } from '../audit/audit-event.entity.js';
-import { CreateAuditEvents1795912253399 } from './migrations/1795912253399-CreateAuditEvents.js';
+import { CreateAuditEvents1795912253399 } from '../../migrations/1795912253399-CreateAuditEvents.js';
 
 export const DEFAULT_SQLITE_PATH = './data/duo-nest.sqlite';
 

@@ -34,7 +34,7 @@ export class DuoAuthGuard implements CanActivate {
           }
         }) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
       authenticate(req, res, (err) =>
-        reject(err ?? new DuoError('invalid_request', 'The sign-on failed')),
+        reject(err instanceof Error ? err : new DuoError('invalid_request', 'The sign-on failed')),
       );
     });
     return true;

@@ -20,8 +20,8 @@ export interface DuoAuthEvent {
   type: DuoAuthEventType;
   outcome: 'success' | 'failure' | 'info';
   username?: string;
-  /** A DuoErrorCode or a short reason. */
-  reason?: DuoErrorCode | string;
+  /** A DuoErrorCode, or a short reason of the app's (such as 'idle'). */
+  reason?: DuoErrorCode | (string & {});
   /** The verified MFA result (succeeded events only); never logged whole: it carries tokens. */
   result?: DuoMfaResult;
   clientIp?: string;

@@ -87,7 +87,7 @@ describe('cross-check with @duosecurity/duo_universal', () => {
       apiHost: HOST,
       redirectUri: REDIRECT,
       fetch: (_url, init) => {
-        ourForm = new URLSearchParams(String(init?.body));
+        ourForm = init?.body as URLSearchParams;
         return Promise.resolve(
           new Response(JSON.stringify({ stat: 'OK', response: { timestamp: 1 } })),
         );

@@ -61,7 +61,7 @@ function claims(overrides: Record<string, unknown> = {}): JWTPayload {
       base[k] = v;
     }
   }
-  return base as JWTPayload;
+  return base;
 }
 
 async function idToken(
@@ -120,7 +120,7 @@ describe('DuoClient options', () => {
 
   it.each<[string, Partial<DuoClientOptions>]>([
     ['clientId', { clientId: 'DI123' }],
-    ['clientId', { clientId: undefined as unknown as string }],
+    ['clientId', { clientId: undefined }],
     ['clientSecret', { clientSecret: SECRET.slice(1) }],
     ['apiHost', { apiHost: '' }],
     ['apiHost', { apiHost: 'https://api-1a2b3c4d.duosecurity.com/x' }],

@@ -347,8 +347,8 @@ export class DuoClient {
     call: string,
     sensitive: string[] = [],
   ): DuoError {
-    const error = String(body.error ?? body.message ?? 'error');
-    const description = String(body.error_description ?? body.message_detail ?? '');
+    const error = textField(body.error) ?? textField(body.message) ?? 'error';
+    const description = textField(body.error_description) ?? textField(body.message_detail) ?? '';
     const text = redact(`${safeText(error)}: ${safeText(description)}`, [
       this.secret,
       ...sensitive,
@@ -451,7 +451,7 @@ async function readCapped(
   if (!response.body) {
     return '';
   }
-  const reader = response.body.getReader();
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -475,6 +475,10 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+function textField(value: unknown): string | undefined {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -38,7 +38,7 @@ export class PassportDuoStrategy extends Strategy {
           if (err) {
             this.error(err as Error);
           } else {
-            this.success(user as Express.User);
+            this.success(user);
           }
         }),
       (err: unknown) => this.error(err as Error),
