@@ -1,27 +1,21 @@
-import { Logger, Module, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
+import { AuditModule, AuditService } from './audit/index.js';
+import { auditEventSink } from './auth/auth-audit.js';
+import { buildTypeOrmOptions } from './database/typeorm-options.js';
 import { AuthController } from './auth/auth.controller.js';
 import { duoOptionsFromEnv } from './config/duo.config.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import { ENV_VARIABLES, type AppEnv } from './config/env.validation.js';
-import { DuoModule, MfaGuard, type DuoAuthEvent } from './duo/index.js';
+import { DuoModule, MfaGuard } from './duo/index.js';
 import { HealthController } from './health.controller.js';
 
 /** Reads the validated environment as one typed object. */
 export function appEnv(config: ConfigService): AppEnv {
   return Object.fromEntries(ENV_VARIABLES.map((k) => [k, config.get(k)])) as unknown as AppEnv;
-}
-
-const events = new Logger('AuthEvents');
-
-/** Until the audit trail is wired: a structured log line per event, never the tokens. */
-function logEvent(e: DuoAuthEvent): void {
-  const txid = e.result?.tokens.auth_context.txid;
-  events.log(
-    JSON.stringify({ type: e.type, outcome: e.outcome, reason: e.reason, txid, ip: e.clientIp }),
-  );
 }
 
 /**
@@ -31,20 +25,46 @@ function logEvent(e: DuoAuthEvent): void {
 @Module({})
 export class AppModule {
   static forRoot(rawEnv: Record<string, string | undefined> = process.env): DynamicModule {
+    // One AuditModule instance, imported by the app and by DuoModule's factory (the event sink).
+    const audit = AuditModule.registerAsync({
+      inject: [ConfigService],
+      useFactory: (config: ConfigService) => {
+        const env = appEnv(config);
+        return {
+          chainKey: env.AUDIT_CHAIN_KEY,
+          policy: env.AUDIT_POLICY,
+          spoolDir: env.AUDIT_SPOOL_DIR,
+          instanceId: env.INSTANCE_ID,
+          retentionDays: env.AUDIT_RETENTION_DAYS,
+        };
+      },
+    });
     return {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(rawEnv),
-        DuoModule.forRootAsync({
+        TypeOrmModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (config: ConfigService) => {
+            const env = appEnv(config);
+            return buildTypeOrmOptions({
+              databaseUrl: env.DATABASE_URL,
+              migrationsRun: env.DATABASE_MIGRATIONS_RUN,
+            });
+          },
+        }),
+        audit,
+        DuoModule.forRootAsync({
+          imports: [audit],
+          inject: [ConfigService, AuditService],
+          useFactory: (config: ConfigService, auditService: AuditService) => {
             const env = appEnv(config);
             return {
               ...duoOptionsFromEnv(env),
               redis: env.REDIS_URL
                 ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 })
                 : undefined,
-              onEvent: logEvent,
+              onEvent: auditEventSink(auditService),
             };
           },
         }),

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AuditRepository } from '../src/audit/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
 
@@ -61,6 +62,14 @@ describe('sign-on flow against the simulator', () => {
     expect(html).toContain('Bearer');
     expect(html).toMatch(/redacted: \d+ characters/);
     expect(html).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ/);
+
+    const audit = app.app.get(AuditRepository);
+    const { items } = await audit.findPage({ username: 'alice' }, undefined, 50);
+    const succeeded = items.find((e) => e.type === 'mfa_succeeded');
+    expect(succeeded).toMatchObject({ outcome: 'success', username: 'alice', factor: expect.any(String) });
+    expect(succeeded?.txid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(items.some((e) => e.type === 'mfa_started')).toBe(true);
+    expect(JSON.stringify(items)).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
   });
 
   it('should refuse a replayed callback once the first one succeeded', async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   DUO_BOUNDS,
   DUO_DEFAULTS,
@@ -17,6 +18,7 @@ export interface AppEnv {
   PUBLIC_URL: string;
   TRUST_PROXY: number;
   LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error';
+  INSTANCE_ID: string;
   DUO_CLIENT_ID: string;
   DUO_CLIENT_SECRET: string;
   DUO_API_HOST: string;
@@ -171,6 +173,16 @@ const SCHEMA: Schema = {
   },
   TRUST_PROXY: { parse: int(0, 10), fallback: () => 0 },
   LOG_LEVEL: { parse: oneOf('debug', 'info', 'warn', 'error'), fallback: () => 'info' },
+  INSTANCE_ID: {
+    parse: (raw) =>
+      /^[A-Za-z0-9_.-]{1,64}$/.test(raw.trim())
+        ? raw.trim()
+        : invalid('must be 1 to 64 letters, digits, _ . -'),
+    fallback: () =>
+      `${hostname()
+        .replace(/[^A-Za-z0-9_.-]/g, '-')
+        .slice(0, 40)}-${process.pid}`,
+  },
   DUO_CLIENT_ID: {
     parse: (raw) => (isValidClientId(raw.trim()) ? raw.trim() : invalid(DUO_MESSAGES.clientId)),
     hint: 'the Client ID from the Duo Admin Panel (or from `npm run simulator`)',
@@ -245,7 +257,7 @@ const SCHEMA: Schema = {
         : 'development-only-audit-chain-key-not-for-production',
   },
   AUDIT_POLICY: { parse: oneOf('spool', 'deny'), fallback: () => 'spool' },
-  AUDIT_SPOOL_DIR: { parse: text(1024), fallback: () => './data/spool' },
+  AUDIT_SPOOL_DIR: { parse: text(1024), fallback: () => './data/audit-spool' },
   AUDIT_RETENTION_DAYS: { parse: int(1, 36_500), fallback: () => undefined },
   AUDIT_ADMIN_USERS: { parse: list, fallback: () => [] },
   AUDIT_ADMIN_GROUPS: { parse: list, fallback: () => [] },

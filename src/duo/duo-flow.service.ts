@@ -109,7 +109,12 @@ export class DuoFlowService {
     const authorizeUrl = await this.client.createAuthUrl(username, login.state, {
       nonce: login.nonce,
     });
-    await this.emit({ type: 'mfa_started', outcome: 'info', username, returnTo, ...ctx });
+    try {
+      await this.emit({ type: 'mfa_started', outcome: 'info', username, returnTo, ...ctx }, true);
+    } catch (err) {
+      await this.pending.take(login.state);
+      throw err;
+    }
     return { kind: 'redirect', authorizeUrl, login, binding };
   }
 

@@ -1,4 +1,7 @@
+import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import { AppModule } from '../../src/app.module.js';
@@ -33,6 +36,9 @@ export async function startApp(env: Record<string, string | undefined>): Promise
         PUBLIC_URL: url,
         DUO_REDIRECT_URI: `${url}/auth/duo/callback`,
         SESSION_SECRET: 'test-session-secret-0123456789abcdefghij',
+        AUDIT_CHAIN_KEY: 'test-audit-chain-key-0123456789abcdefghij',
+        AUDIT_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'duo-nest-spool-')),
+        DATABASE_URL: 'sqlite::memory:',
         LOG_LEVEL: 'error',
         ...env,
       }),
