@@ -8,6 +8,7 @@ import { DuoHealthService } from './duo-health.service.js';
 import { sanitizeReturnTo, type NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { buttonPage, PAGE_CSP } from './duo-pages.js';
 import { DuoSessionService } from './duo-session.service.js';
+import { storeCall } from './duo-store-call.js';
 import type { DuoMfaResult } from './duo.types.js';
 import { InjectDuoOptions, InjectPendingLoginStore } from './duo.tokens.js';
 import type { PendingLogin, PendingLoginStore } from './stores/pending-login.store.js';
@@ -97,7 +98,7 @@ export class DuoFlowService {
       ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
     };
     try {
-      await this.pending.put(login, now);
+      await storeCall('pending-login', () => this.pending.put(login, now));
     } catch (err) {
       if (err instanceof PendingLoginStoreFullError) {
         throw new DuoError('busy', 'Too many sign-ons are in progress; try again in a minute', {
@@ -112,7 +113,7 @@ export class DuoFlowService {
     try {
       await this.emit({ type: 'mfa_started', outcome: 'info', username, returnTo, ...ctx }, true);
     } catch (err) {
-      await this.pending.take(login.state);
+      await this.pending.take(login.state).catch(() => undefined);
       throw err;
     }
     return { kind: 'redirect', authorizeUrl, login, binding };
@@ -159,7 +160,7 @@ export class DuoFlowService {
       });
       throw new DuoError('invalid_request', 'The sign-on response is malformed; start again');
     }
-    const taken = await this.pending.take(params.state);
+    const taken = await storeCall('pending-login', () => this.pending.take(params.state));
     if (taken.status === 'missing') {
       await this.emit({ type: 'mfa_failed', outcome: 'failure', reason: 'state_unknown', ...ctx });
       throw new DuoError(
@@ -209,7 +210,7 @@ export class DuoFlowService {
   async completeCallback(req: Request, res: Response, outcome: DuoCallbackOutcome): Promise<void> {
     const { result, login } = outcome;
     const ctxt = result.tokens.auth_context;
-    const session = await this.sessions.open(req, res, {
+    const session = await this.openSession(req, res, login, {
       username: login.username,
       mfa: true,
       failOpen: false,
@@ -243,6 +244,28 @@ export class DuoFlowService {
     res.redirect(303, login.returnTo);
   }
 
+  /** Opens the MFA session; a store failure after a verified exchange is recorded as mfa_failed. */
+  private async openSession(
+    req: Request,
+    res: Response,
+    login: PendingLogin,
+    input: Parameters<DuoSessionService['open']>[2],
+  ) {
+    try {
+      return await this.sessions.open(req, res, input);
+    } catch (err) {
+      await this.emit({
+        type: 'mfa_failed',
+        outcome: 'failure',
+        username: login.username,
+        reason: err instanceof DuoError ? err.code : 'unavailable',
+        returnTo: login.returnTo,
+        ...requestContext(req),
+      });
+      throw err;
+    }
+  }
+
   /** Opens a session that is NOT MFA-verified (failmode open, Duo unreachable). */
   async completeFailOpen(
     req: Request,
@@ -262,7 +285,7 @@ export class DuoFlowService {
 
   /** Reports expired pending logins as abandoned (the user never came back from Duo). */
   async sweepAbandoned(now = Date.now()): Promise<number> {
-    const expired = await this.pending.sweepExpired(now);
+    const expired = await storeCall('pending-login', () => this.pending.sweepExpired(now));
     for (const login of expired) {
       await this.emit({
         type: 'mfa_abandoned',

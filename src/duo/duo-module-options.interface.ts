@@ -37,6 +37,9 @@ export interface DuoModuleOptions extends DuoClientOptions {
   secureCookies?: boolean;
   /** Redis for pending logins and sessions shared by every instance; absent: in memory (one instance). */
   redis?: Redis;
+  /** Prefix of every Redis key of the built-in stores (`<prefix>pending:`, `<prefix>sess:`); use a
+   *  hash tag such as `{duo}:` on Redis Cluster. @default 'duo:' */
+  redisKeyPrefix?: string;
   /** Custom stores (they win over `redis`). */
   stores?: { pendingLogins?: PendingLoginStore; sessions?: SessionStore };
   /** Receives every auth event before the response is sent (the audit trail). A throw on a success

@@ -3,9 +3,12 @@ import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
 
 export type NormalizedDuoModuleOptions = Required<
-  Omit<DuoModuleOptions, 'redis' | 'stores' | 'onEvent' | 'fetch' | 'usernameResolver'>
+  Omit<
+    DuoModuleOptions,
+    'redis' | 'stores' | 'onEvent' | 'fetch' | 'usernameResolver' | 'onDuoCall'
+  >
 > &
-  Pick<DuoModuleOptions, 'redis' | 'stores' | 'onEvent' | 'fetch'> & {
+  Pick<DuoModuleOptions, 'redis' | 'stores' | 'onEvent' | 'fetch' | 'onDuoCall'> & {
     usernameResolver: NonNullable<DuoModuleOptions['usernameResolver']>;
     /** The callback route's path, from redirectUri. */
     callbackPath: string;
@@ -59,6 +62,13 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
       issues.push({ field, message: 'must be a same-origin path such as /result' });
     }
   }
+  const redisKeyPrefix = options.redisKeyPrefix ?? 'duo:';
+  if (typeof redisKeyPrefix !== 'string' || !/^[\x21-\x7e]{0,64}$/.test(redisKeyPrefix)) {
+    issues.push({
+      field: 'redisKeyPrefix',
+      message: 'must be at most 64 printable characters without spaces',
+    });
+  }
   const secureCookies = options.secureCookies ?? !normalized.allowInsecureHttp;
   const result: NormalizedDuoModuleOptions = {
     ...options,
@@ -107,6 +117,7 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     defaultReturnTo: options.defaultReturnTo ?? '/',
     signOnPath: options.signOnPath ?? '/',
     secureCookies,
+    redisKeyPrefix,
     callbackPath: normalized.redirectUri ? safePath(normalized.redirectUri) : '/',
   };
   if (issues.length > 0) {

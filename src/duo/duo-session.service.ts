@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DuoCookies } from './duo-cookies.js';
+import { storeCall } from './duo-store-call.js';
 import { InjectDuoOptions, InjectSessionStore } from './duo.tokens.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import type {
@@ -25,7 +26,7 @@ export class DuoSessionService {
   /** The session of this request: the cookie must be present once, correctly signed, and live. */
   async lookup(req: Request): Promise<SessionLookup> {
     const id = this.cookies.read(req, this.cookies.session);
-    return id ? this.store.get(id) : { status: 'missing' };
+    return id ? storeCall('session', () => this.store.get(id)) : { status: 'missing' };
   }
 
   /**
@@ -34,14 +35,14 @@ export class DuoSessionService {
    */
   async open(req: Request, res: Response, input: NewMfaSession): Promise<MfaSession> {
     await this.destroyCurrent(req);
-    const session = await this.store.create(input);
+    const session = await storeCall('session', () => this.store.create(input));
     this.cookies.set(res, this.cookies.session, session.id, this.options.sessionAbsoluteTimeoutMs);
     return session;
   }
 
   /** Undo of `open` when the outcome could not be recorded. */
   async discard(res: Response, session: MfaSession): Promise<void> {
-    await this.store.destroy(session.id);
+    await storeCall('session', () => this.store.destroy(session.id));
     this.cookies.clear(res, this.cookies.session);
   }
 
@@ -54,13 +55,13 @@ export class DuoSessionService {
   }
 
   count(): Promise<number> {
-    return this.store.count();
+    return storeCall('session', () => this.store.count());
   }
 
   private async destroyCurrent(req: Request): Promise<void> {
     const id = this.cookies.read(req, this.cookies.session);
     if (id) {
-      await this.store.destroy(id);
+      await storeCall('session', () => this.store.destroy(id));
     }
   }
 }

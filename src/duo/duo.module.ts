@@ -58,7 +58,9 @@ import {
       inject: [DUO_OPTIONS],
       useFactory: (o: NormalizedDuoModuleOptions): PendingLoginStore =>
         o.stores?.pendingLogins ??
-        (o.redis ? new RedisPendingLoginStore(o.redis) : new MemoryPendingLoginStore()),
+        (o.redis
+          ? new RedisPendingLoginStore(o.redis, { prefix: `${o.redisKeyPrefix}pending:` })
+          : new MemoryPendingLoginStore()),
     },
     {
       provide: DUO_SESSION_STORE,
@@ -70,7 +72,9 @@ import {
         };
         return (
           o.stores?.sessions ??
-          (o.redis ? new RedisSessionStore(o.redis, timeouts) : new MemorySessionStore(timeouts))
+          (o.redis
+            ? new RedisSessionStore(o.redis, { ...timeouts, prefix: `${o.redisKeyPrefix}sess:` })
+            : new MemorySessionStore(timeouts))
         );
       },
     },
