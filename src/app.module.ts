@@ -64,6 +64,7 @@ export class AppModule {
               redis: env.REDIS_URL
                 ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 })
                 : undefined,
+              redisKeyPrefix: env.REDIS_KEY_PREFIX,
               onEvent: auditEventSink(auditService),
             };
           },

@@ -1,6 +1,7 @@
 import { Controller, Get, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import {
+  AllowFailOpen,
   CurrentMfa,
   DuoAuthGuard,
   DuoFlowService,
@@ -10,6 +11,8 @@ import {
   pageCsp,
   type NormalizedDuoModuleOptions,
   Public,
+  RequireDuoGroups,
+  RequireMfa,
   sanitizeReturnTo,
   type DuoStrategyOutcome,
   type MfaSession,
@@ -96,6 +99,27 @@ export class AuthController {
       groups: session.groups,
       createdAt: new Date(session.createdAt).toISOString(),
     };
+  }
+
+  /** Demo of @AllowFailOpen(): answers a fail-open session too (mfa: false says no MFA happened). */
+  @AllowFailOpen()
+  @Get('status')
+  status(@CurrentMfa() session: MfaSession) {
+    return { username: session.username, mfa: session.mfa, failOpen: session.failOpen };
+  }
+
+  /** Demo of step-up: needs an MFA at most one minute old. */
+  @RequireMfa({ maxAgeMs: 60_000 })
+  @Get('step-up')
+  stepUp(@CurrentMfa() session: MfaSession) {
+    return { username: session.username, authTime: session.authTime, stepUp: true };
+  }
+
+  /** Demo of Duo groups: members of the Duo group `admins` only. */
+  @RequireDuoGroups('admins')
+  @Get('admin')
+  admin(@CurrentMfa() session: MfaSession) {
+    return { username: session.username, groups: session.groups, admin: true };
   }
 
   @Public()

@@ -35,6 +35,7 @@ export interface AppEnv {
   DATABASE_URL: string | undefined;
   DATABASE_MIGRATIONS_RUN: boolean;
   REDIS_URL: string | undefined;
+  REDIS_KEY_PREFIX: string;
   SESSION_SECRET: string;
   SESSION_IDLE_TIMEOUT_MS: number;
   SESSION_ABSOLUTE_TIMEOUT_MS: number;
@@ -237,6 +238,13 @@ const SCHEMA: Schema = {
   DATABASE_URL: { parse: databaseUrl, fallback: () => undefined },
   DATABASE_MIGRATIONS_RUN: { parse: bool, fallback: () => true },
   REDIS_URL: { parse: redisUrl, fallback: () => undefined },
+  REDIS_KEY_PREFIX: {
+    parse: (raw) =>
+      /^[\x21-\x7e]{1,64}$/.test(raw.trim())
+        ? raw.trim()
+        : invalid('must be 1 to 64 printable characters without spaces, such as duo: or {duo}:'),
+    fallback: () => 'duo:',
+  },
   SESSION_SECRET: {
     parse: secret('it signs the session and browser-binding cookies'),
     fallback: (_e, production) =>
