@@ -6,7 +6,7 @@ import {
   DUO_MESSAGES,
   DUO_REDIRECT_URI_MAX_LENGTH,
 } from './duo.constants.js';
-import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
+import { DuoConfigError, type DuoConfigIssue, type DuoErrorCode } from './duo.errors.js';
 
 /** What the Duo client needs; DuoModule options extend it. */
 export interface DuoClientOptions {
@@ -31,7 +31,22 @@ export interface DuoClientOptions {
   allowInsecureHttp?: boolean;
   /** The fetch implementation (tests inject one that trusts the simulator's certificate). @default globalThis.fetch */
   fetch?: typeof fetch;
+  /**
+   * Observes every call to Duo (metrics): the endpoint, 'success' or the DuoErrorCode, and the HTTP
+   * round trip in ms. Must not throw (a throw is ignored). @default none
+   */
+  onDuoCall?: DuoCallObserver;
 }
+
+/** The Duo endpoints the client calls. */
+export type DuoCallEndpoint = 'health_check' | 'token';
+
+/** See `DuoClientOptions.onDuoCall`. */
+export type DuoCallObserver = (
+  endpoint: DuoCallEndpoint,
+  result: 'success' | DuoErrorCode,
+  durationMs: number,
+) => void;
 
 export interface NormalizedDuoClientOptions {
   clientId: string;

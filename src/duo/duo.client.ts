@@ -1,6 +1,8 @@
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import {
   normalizeDuoClientOptions,
+  type DuoCallEndpoint,
+  type DuoCallObserver,
   type DuoClientOptions,
   type NormalizedDuoClientOptions,
 } from './duo-client-options.js';
@@ -40,6 +42,11 @@ const USER_AGENT = `duo-nest/0.1.0 node/${process.versions.node}`;
 const CONTROL_CHARS = /\p{Cc}/u;
 const CODE_RE = /^[\x21-\x7e]{1,1024}$/;
 
+/** Filled by `post` for the `onDuoCall` observer: the HTTP round trip alone. */
+interface DuoCallTiming {
+  httpMs?: number;
+}
+
 interface DuoHttpResponse {
   status: number;
   headers: Record<string, string>;
@@ -65,6 +72,7 @@ export class DuoClient {
   private readonly healthUrl: string;
   private readonly tokenUrl: string;
   private readonly authorizeUrl: string;
+  private readonly onDuoCall?: DuoCallObserver;
 
   constructor(options: DuoClientOptions, internals: DuoClientInternals = {}) {
     const { clientSecret, ...rest } = normalizeDuoClientOptions(options);
@@ -76,6 +84,7 @@ export class DuoClient {
     this.tokenUrl = rest.apiOrigin + DUO_TOKEN_PATH;
     this.authorizeUrl = rest.apiOrigin + DUO_AUTHORIZE_PATH;
     this.issuer = this.tokenUrl;
+    this.onDuoCall = options.onDuoCall;
   }
 
   /** A fresh state: 256 bits from the CSPRNG, 43 base64url characters. */
@@ -89,12 +98,17 @@ export class DuoClient {
   }
 
   /** Asks Duo whether it can serve this application. Throws a DuoError when it cannot. */
-  async healthCheck(): Promise<DuoHealthCheckResult> {
+  healthCheck(): Promise<DuoHealthCheckResult> {
+    return this.observed('health_check', (timing) => this.checkHealth(timing));
+  }
+
+  private async checkHealth(timing: DuoCallTiming): Promise<DuoHealthCheckResult> {
     const assertion = await this.clientAssertion(this.healthUrl);
     const res = await this.post(
       this.healthUrl,
       { client_id: this.options.clientId, client_assertion: assertion },
       'health_response',
+      timing,
     );
     this.throwOnTransportStatus(res);
     const body = parseJson(res.body);
@@ -149,9 +163,14 @@ export class DuoClient {
    * Exchanges the authorization code from Duo's redirect for the MFA result, verifying the id_token.
    * `username` and `nonce` must come from server-side state, never from the callback.
    */
-  async exchangeAuthorizationCode(
+  exchangeAuthorizationCode(code: string, options: DuoExchangeOptions): Promise<DuoMfaResult> {
+    return this.observed('token', (timing) => this.exchange(code, options, timing));
+  }
+
+  private async exchange(
     code: string,
     options: DuoExchangeOptions,
+    timing: DuoCallTiming,
   ): Promise<DuoMfaResult> {
     if (typeof code !== 'string' || !CODE_RE.test(code)) {
       throw new DuoError('invalid_argument', DUO_MESSAGES.code);
@@ -172,6 +191,7 @@ export class DuoClient {
         client_assertion: assertion,
       },
       'token_response',
+      timing,
     );
     this.throwOnTransportStatus(res);
     const body = parseJson(res.body);
@@ -265,6 +285,34 @@ export class DuoClient {
     return payload as DuoIdTokenClaims;
   }
 
+  /** Runs one Duo call and reports it to `onDuoCall` (never lets the observer break the call). */
+  private async observed<T>(
+    endpoint: DuoCallEndpoint,
+    call: (timing: DuoCallTiming) => Promise<T>,
+  ): Promise<T> {
+    const observer = this.onDuoCall;
+    const timing: DuoCallTiming = {};
+    if (!observer) {
+      return call(timing);
+    }
+    const started = performance.now();
+    const report = (result: 'success' | DuoErrorCode) => {
+      try {
+        observer(endpoint, result, timing.httpMs ?? performance.now() - started);
+      } catch {
+        // An observer's failure must never change the outcome of a sign-on.
+      }
+    };
+    try {
+      const value = await call(timing);
+      report('success');
+      return value;
+    } catch (err) {
+      report(err instanceof DuoError ? err.code : 'unavailable');
+      throw err;
+    }
+  }
+
   private nowSec(): number {
     return Math.floor(this.now() / 1000);
   }
@@ -280,9 +328,11 @@ export class DuoClient {
     url: string,
     form: Record<string, string>,
     badResponse: DuoErrorCode,
+    timing: DuoCallTiming = {},
   ): Promise<DuoHttpResponse> {
     const { timeoutMs, maxResponseBytes } = this.options;
     const signal = AbortSignal.timeout(timeoutMs);
+    const started = performance.now();
     try {
       const response = await this.options.fetch(url, {
         method: 'POST',
@@ -317,6 +367,8 @@ export class DuoClient {
           cause: err,
         },
       );
+    } finally {
+      timing.httpMs = performance.now() - started;
     }
   }
 

@@ -7,6 +7,8 @@ export {
   normalizeDuoClientOptions,
   parseApiHost,
   validateDuoClientOptions,
+  type DuoCallEndpoint,
+  type DuoCallObserver,
   type DuoClientOptions,
   type NormalizedDuoClientOptions,
 } from './duo-client-options.js';
