@@ -81,9 +81,8 @@ function nestRoutes(running: RunningApp): NestRoute[] {
         if (path === undefined) {
           continue;
         }
-        const method = RequestMethod[
-          Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod
-        ] as string;
+        const method =
+          RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod];
         const full = joinPath(prefix, path);
         out.push({
           key: `${method} ${full}`,
