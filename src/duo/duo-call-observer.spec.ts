@@ -4,6 +4,7 @@ import { DuoClient } from './duo.client.js';
 import type { DuoCallEndpoint, DuoCallObserver } from './duo-client-options.js';
 
 const duo = new FakeDuoHttp();
+const NONCE = 'nonce-0123456789abcdefghijklmnopqrstu';
 
 beforeAll(async () => {
   await duo.start();
@@ -43,6 +44,7 @@ describe('DuoClient onDuoCall observer', () => {
     await expect(
       client((...c) => calls.push(c)).exchangeAuthorizationCode('code-0123456789', {
         username: 'alice',
+        nonce: NONCE,
       }),
     ).rejects.toMatchObject({ code: 'unavailable' });
     expect(calls.map((c) => [c[0], c[1]])).toEqual([['token', 'unavailable']]);
@@ -60,6 +62,7 @@ describe('DuoClient onDuoCall observer', () => {
     await expect(
       client((...c) => calls.push(c)).exchangeAuthorizationCode('code-0123456789', {
         username: 'alice',
+        nonce: NONCE,
       }),
     ).rejects.toMatchObject({ code: 'id_token_malformed' });
     expect(calls.map((c) => [c[0], c[1]])).toEqual([['token', 'id_token_malformed']]);
