@@ -12,6 +12,7 @@ import { AppConfigModule } from './config/app-config.module.js';
 import { ENV_VARIABLES, type AppEnv } from './config/env.validation.js';
 import { DuoModule, MfaGuard } from './duo/index.js';
 import { HealthController } from './health.controller.js';
+import { SecurityModule } from './security/security.module.js';
 
 /** Reads the validated environment as one typed object. */
 export function appEnv(config: ConfigService): AppEnv {
@@ -43,6 +44,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(rawEnv),
+        SecurityModule,
         TypeOrmModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (config: ConfigService) => {

@@ -13,7 +13,9 @@ async function main(): Promise<void> {
     process.loadEnvFile('.env');
   }
   const app = setupApp(
-    await NestFactory.create<NestExpressApplication>(AppModule.forRoot(process.env)),
+    await NestFactory.create<NestExpressApplication>(AppModule.forRoot(process.env), {
+      bufferLogs: true,
+    }),
   );
   const config = app.get(ConfigService);
   const host = config.get<string>('HOST') ?? '127.0.0.1';

@@ -17,6 +17,7 @@ import {
   type DuoStrategyOutcome,
   type MfaSession,
 } from '../duo/index.js';
+import { CsrfService } from '../security/csrf.service.js';
 import { resultPage, signOnPage } from './auth.pages.js';
 
 /** The seed's flow: sign-on form, Duo, and the "Sign on complete" page. */
@@ -27,6 +28,7 @@ export class AuthController {
   constructor(
     private readonly flow: DuoFlowService,
     private readonly sessions: DuoSessionService,
+    private readonly csrf: CsrfService,
     @InjectDuoOptions() options: NormalizedDuoModuleOptions,
   ) {
     this.signOnCsp = pageCsp(options.apiOrigin);
@@ -37,14 +39,22 @@ export class AuthController {
   signOn(
     @Query('returnTo') returnTo: unknown,
     @Query('reason') reason: unknown,
+    @Req() req: Request,
     @Res() res: Response,
   ): void {
+    const csrfToken = this.csrf.tokenFor(req, res);
     res.setHeader('Content-Security-Policy', this.signOnCsp);
     res.setHeader('Cache-Control', 'no-store');
+    // API clients read the token here (with the cookie) and send it back as X-CSRF-Token.
+    res.setHeader('X-CSRF-Token', csrfToken);
     res
       .type('html')
       .send(
-        signOnPage(sanitizeReturnTo(returnTo), typeof reason === 'string' ? reason : undefined),
+        signOnPage(
+          sanitizeReturnTo(returnTo),
+          typeof reason === 'string' ? reason : undefined,
+          csrfToken,
+        ),
       );
   }
 
@@ -82,10 +92,11 @@ export class AuthController {
   }
 
   @Get('result')
-  result(@CurrentMfa() session: MfaSession, @Res() res: Response): void {
+  result(@CurrentMfa() session: MfaSession, @Req() req: Request, @Res() res: Response): void {
+    const csrfToken = this.csrf.tokenFor(req, res);
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(resultPage(session.username, session.data.mfaResult));
+    res.type('html').send(resultPage(session.username, session.data.mfaResult, csrfToken));
   }
 
   @Get('me')

@@ -8,7 +8,14 @@ const NOTICES: Record<string, string> = {
 };
 
 /** The seed's first factor: an HTML form with one field, `username`. */
-export function signOnPage(returnTo: string | undefined, reason: string | undefined): string {
+const csrfField = (token: string) =>
+  `<input type="hidden" name="_csrf" value="${escapeHtml(token)}">`;
+
+export function signOnPage(
+  returnTo: string | undefined,
+  reason: string | undefined,
+  csrfToken: string,
+): string {
   const notice =
     reason && NOTICES[reason]
       ? `<p id="notice" class="muted">${escapeHtml(NOTICES[reason])}</p>`
@@ -17,6 +24,7 @@ export function signOnPage(returnTo: string | undefined, reason: string | undefi
     'Sign On',
     `<main><h1>Sign On</h1>${notice}
 <form id="sign-on" method="post" action="/login">
+${csrfField(csrfToken)}
 <label for="username">Username</label><br>
 <input id="username" name="username" autocomplete="username" required maxlength="255" autofocus>
 ${returnTo ? `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` : ''}
@@ -27,7 +35,7 @@ ${returnTo ? `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)
 }
 
 /** The seed's "Sign on complete" page: Duo's raw response (token strings redacted), then the claims. */
-export function resultPage(username: string, result: unknown): string {
+export function resultPage(username: string, result: unknown, csrfToken: string): string {
   const r = (result ?? {}) as { rawResponse?: unknown; tokens?: unknown; statusCode?: unknown };
   return page(
     'Sign on complete',
@@ -35,7 +43,7 @@ export function resultPage(username: string, result: unknown): string {
 <p>Signed on as <strong id="username">${escapeHtml(username)}</strong> (Duo answered ${escapeHtml(r.statusCode ?? '?')}).</p>
 <h2>rawResponse</h2><pre id="raw-response">${escapeHtml(JSON.stringify(r.rawResponse ?? null, null, 2))}</pre>
 <h2>Verified id_token claims</h2><pre id="tokens">${escapeHtml(JSON.stringify(r.tokens ?? null, null, 2))}</pre>
-<form method="post" action="/logout"><button id="logout" type="submit">Sign out</button></form></main>`,
+<form method="post" action="/logout">${csrfField(csrfToken)}<button id="logout" type="submit">Sign out</button></form></main>`,
     'pre{background:#f4f4f4;padding:1rem;overflow:auto;font-size:.8rem}',
   );
 }

@@ -32,6 +32,9 @@ export interface AppEnv {
   DUO_BUTTON_DISPLAY_NAME: string;
   DUO_BUTTON_CSS: string;
   DUO_SHOW_POWERED_BY: boolean;
+  DUO_BREAKER_THRESHOLD: number;
+  DUO_BREAKER_COOLDOWN_MS: number;
+  DUO_MAX_CONCURRENCY: number;
   DATABASE_URL: string | undefined;
   DATABASE_MIGRATIONS_RUN: boolean;
   REDIS_URL: string | undefined;
@@ -50,6 +53,10 @@ export interface AppEnv {
 type Raw = Record<string, string | undefined>;
 type Parser<T> = (raw: string, env: { production: boolean; raw: Raw }) => T | Invalid;
 
+  RATE_LIMIT_WINDOW_MS: number;
+  RATE_LIMIT_LOGIN_PER_IP: number;
+  RATE_LIMIT_LOGIN_PER_USER: number;
+  RATE_LIMIT_CALLBACK_PER_IP: number;
 class Invalid {
   constructor(readonly message: string) {}
 }
@@ -243,6 +250,9 @@ const SCHEMA: Schema = {
       /^[\x21-\x7e]{1,64}$/.test(raw.trim())
         ? raw.trim()
         : invalid('must be 1 to 64 printable characters without spaces, such as duo: or {duo}:'),
+  DUO_BREAKER_THRESHOLD: { parse: int(1, 1000), fallback: () => 5 },
+  DUO_BREAKER_COOLDOWN_MS: { parse: int(100, 600_000), fallback: () => 10_000 },
+  DUO_MAX_CONCURRENCY: { parse: int(1, 10_000), fallback: () => 32 },
     fallback: () => 'duo:',
   },
   SESSION_SECRET: {
@@ -282,6 +292,10 @@ export class EnvValidationError extends Error {
         problems.map((p) => `  - ${p.variable} ${p.message}`).join('\n'),
     );
   }
+  RATE_LIMIT_WINDOW_MS: { parse: int(1_000, 86_400_000), fallback: () => 600_000 },
+  RATE_LIMIT_LOGIN_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
+  RATE_LIMIT_LOGIN_PER_USER: { parse: int(0, 1_000_000), fallback: () => 5 },
+  RATE_LIMIT_CALLBACK_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
 }
 
 /**

@@ -14,7 +14,11 @@ export type DuoAuthEventType =
   | 'session_created'
   | 'session_logout'
   | 'session_expired'
-  | 'access_denied';
+  | 'access_denied'
+  /** A request the app or library refused as malformed or forged (bad parameters, CSRF). */
+  | 'input_validation_failed'
+  /** A request refused by a rate limit (the reason names the limit). */
+  | 'rate_limited';
 
 export interface DuoAuthEvent {
   type: DuoAuthEventType;

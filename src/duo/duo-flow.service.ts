@@ -1,11 +1,16 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { DuoCircuitBreaker } from './duo-circuit-breaker.js';
 import { DuoClient } from './duo.client.js';
 import { DuoError } from './duo.errors.js';
 import type { DuoAuthEvent } from './duo-events.js';
 import { DuoHealthService } from './duo-health.service.js';
-import { sanitizeReturnTo, type NormalizedDuoModuleOptions } from './duo-module-options.js';
+import {
+  defaultUsernameResolver,
+  sanitizeReturnTo,
+  type NormalizedDuoModuleOptions,
+} from './duo-module-options.js';
 import { buttonPage, PAGE_CSP } from './duo-pages.js';
 import { DuoSessionService } from './duo-session.service.js';
 import { storeCall } from './duo-store-call.js';
@@ -39,6 +44,7 @@ export class DuoFlowService {
 
   constructor(
     private readonly client: DuoClient,
+    private readonly breaker: DuoCircuitBreaker,
     private readonly health: DuoHealthService,
     private readonly sessions: DuoSessionService,
     @InjectPendingLoginStore() private readonly pending: PendingLoginStore,
@@ -47,13 +53,18 @@ export class DuoFlowService {
 
   async start(req: Request): Promise<DuoStartOutcome> {
     const ctx = requestContext(req);
-    const username = this.options.usernameResolver(req);
-    if (typeof username !== 'string' || !USERNAME_RE.test(username)) {
+    const params = parseLoginParams(req, this.options.usernameResolver);
+    if (!params) {
+      await this.emit({
+        type: 'input_validation_failed',
+        outcome: 'failure',
+        reason: 'invalid_request',
+        ...ctx,
+      });
       throw new DuoError('invalid_request', 'Enter a username of 1 to 255 characters');
     }
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const rawReturnTo = body.returnTo ?? req.query.returnTo;
-    const returnTo = sanitizeReturnTo(rawReturnTo) ?? this.options.defaultReturnTo;
+    const { username } = params;
+    const returnTo = params.returnTo ?? this.options.defaultReturnTo;
 
     const health = await this.health.check();
     if (!health.ok) {
@@ -192,10 +203,12 @@ export class DuoFlowService {
       throw new DuoError('callback_error', 'Duo did not approve this sign-on');
     }
     try {
-      const result = await this.client.exchangeAuthorizationCode(params.code, {
-        username: login.username,
-        nonce: login.nonce,
-      });
+      const result = await this.breaker.run(() =>
+        this.client.exchangeAuthorizationCode(params.code, {
+          username: login.username,
+          nonce: login.nonce,
+        }),
+      );
       return { result, login };
     } catch (err) {
       const reason = err instanceof DuoError ? err.code : 'unavailable';
@@ -321,6 +334,62 @@ export class DuoFlowService {
   }
 }
 
+const LOGIN_BODY_KEYS = new Set(['username', 'returnTo']);
+const LOGIN_QUERY_KEYS = new Set(['returnTo']);
+
+/** True for a plain object whose every key is allowed and every value a string of at most `max`. */
+function onlyStrings(value: unknown, allowed: ReadonlySet<string> | undefined, max: number): boolean {
+  if (value === undefined || value === null) {
+    return true;
+  }
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    return false;
+  }
+  return Object.entries(value as Record<string, unknown>).every(
+    ([key, v]) => (!allowed || allowed.has(key)) && typeof v === 'string' && v.length <= max,
+  );
+}
+
+/**
+ * The sign-on start's parameters, strictly: with the default username resolver the body holds
+ * only `username` and `returnTo` (single strings: duplicates arrive as arrays, nested keys as
+ * objects or as `a[b]` names, and all are refused); the query holds at most `returnTo`. The
+ * username is 1 to 255 characters without control characters; returnTo must be a same-origin path
+ * or it is dropped (the default page is used). Undefined: refuse with 400 before any store or Duo call.
+ */
+export function parseLoginParams(
+  req: Pick<Request, 'body' | 'query'>,
+  usernameResolver?: (req: Request) => unknown,
+): { username: string; returnTo?: string } | undefined {
+  const body: unknown = req.body;
+  const query: unknown = req.query;
+  const strictBody = !usernameResolver || usernameResolver === defaultUsernameResolver;
+  if (!onlyStrings(query, LOGIN_QUERY_KEYS, 2048)) {
+    return undefined;
+  }
+  if (strictBody ? !onlyStrings(body, LOGIN_BODY_KEYS, 2048) : !bodyReturnToOk(body)) {
+    return undefined;
+  }
+  const username = strictBody
+    ? (body as Record<string, unknown> | undefined)?.username
+    : usernameResolver(req as Request);
+  if (typeof username !== 'string' || !USERNAME_RE.test(username)) {
+    return undefined;
+  }
+  const b = (body ?? {}) as Record<string, unknown>;
+  const q = (query ?? {}) as Record<string, unknown>;
+  const returnTo = sanitizeReturnTo(b.returnTo ?? q.returnTo);
+  return returnTo ? { username, returnTo } : { username };
+}
+
+function bodyReturnToOk(body: unknown): boolean {
+  if (body === undefined || body === null || typeof body !== 'object') {
+    return true;
+  }
+  const r = (body as Record<string, unknown>).returnTo;
+  return r === undefined || (typeof r === 'string' && r.length <= 2048);
+}
+
 /** The callback's query: each allowed key at most once, strings only; state and a code (or error) required. */
 function parseCallbackQuery(
   query: Request['query'],
@@ -349,11 +418,21 @@ function parseCallbackQuery(
   return { state, code };
 }
 
-export function requestContext(req: Request): Pick<DuoAuthEvent, 'clientIp' | 'userAgent'> {
+const CORRELATION_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * What every event says about its request: client IP (Express's `req.ip`, so the app's trusted
+ * proxy hops apply), user agent, and the correlation id the app put on `req.id` (when it is safe).
+ */
+export function requestContext(
+  req: Request,
+): Pick<DuoAuthEvent, 'clientIp' | 'userAgent' | 'correlationId'> {
   const ua = req.headers['user-agent'];
+  const id = (req as Request & { id?: unknown }).id;
   return {
     ...(req.ip ? { clientIp: req.ip } : {}),
     ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 512) } : {}),
+    ...(typeof id === 'string' && CORRELATION_ID_RE.test(id) ? { correlationId: id } : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { DuoCircuitBreaker } from './duo-circuit-breaker.js';
 import { DuoClient } from './duo.client.js';
 import { InjectDuoOptions } from './duo.tokens.js';
 import { DuoError } from './duo.errors.js';
@@ -18,6 +19,7 @@ export class DuoHealthService {
 
   constructor(
     private readonly client: DuoClient,
+    private readonly breaker: DuoCircuitBreaker,
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
   ) {}
 
@@ -37,8 +39,8 @@ export class DuoHealthService {
     ) {
       return last;
     }
-    this.inflight ??= this.client
-      .healthCheck()
+    this.inflight ??= this.breaker
+      .run(() => this.client.healthCheck())
       .then(
         (): DuoHealth => ({ ok: true, checkedAt: Date.now() }),
         (err: unknown): DuoHealth => ({

@@ -47,4 +47,10 @@ export interface DuoModuleOptions extends DuoClientOptions {
   onEvent?: (event: DuoAuthEvent) => Promise<void> | void;
   /** How often expired pending logins are swept and reported as abandoned. @default 30000 */
   sweepIntervalMs?: number;
+  /** Consecutive Duo outages (network, timeout, 5xx, 429) that open the circuit breaker. @default 5 */
+  breakerFailureThreshold?: number;
+  /** How long the open circuit fails fast before one probe call is let through. @default 10000 */
+  breakerCooldownMs?: number;
+  /** Calls to Duo in flight at once; more fail at once with 'busy' (503). @default 32 */
+  maxConcurrentDuoCalls?: number;
 }

@@ -1,3 +1,4 @@
+import type { Request } from 'express';
 import { validateDuoClientOptions } from './duo-client-options.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
@@ -111,9 +112,31 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
       100,
       3_600_000,
     ),
-    usernameResolver:
-      options.usernameResolver ??
-      ((req) => (req.body as Record<string, unknown> | undefined)?.username),
+    breakerFailureThreshold: positive(
+      issues,
+      'breakerFailureThreshold',
+      options.breakerFailureThreshold,
+      5,
+      1,
+      1000,
+    ),
+    breakerCooldownMs: positive(
+      issues,
+      'breakerCooldownMs',
+      options.breakerCooldownMs,
+      10_000,
+      100,
+      600_000,
+    ),
+    maxConcurrentDuoCalls: positive(
+      issues,
+      'maxConcurrentDuoCalls',
+      options.maxConcurrentDuoCalls,
+      32,
+      1,
+      10_000,
+    ),
+    usernameResolver: options.usernameResolver ?? defaultUsernameResolver,
     defaultReturnTo: options.defaultReturnTo ?? '/',
     signOnPath: options.signOnPath ?? '/',
     secureCookies,
@@ -125,6 +148,10 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
   }
   return result;
 }
+
+/** The library's default first-factor source: the `username` form field. */
+export const defaultUsernameResolver = (req: Request): unknown =>
+  (req.body as Record<string, unknown> | undefined)?.username;
 
 function safePath(uri: string): string {
   try {

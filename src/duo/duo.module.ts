@@ -11,6 +11,7 @@ import { DuoClient } from './duo.client.js';
 import { DuoAuthGuard } from './duo-auth.guard.js';
 import { DuoExceptionFilter } from './duo-exception.filter.js';
 import { DuoFlowService } from './duo-flow.service.js';
+import { DuoCircuitBreaker } from './duo-circuit-breaker.js';
 import { DuoHealthService } from './duo-health.service.js';
 import {
   normalizeDuoModuleOptions,
@@ -83,6 +84,16 @@ import {
       inject: [DUO_OPTIONS],
       useFactory: (o: NormalizedDuoModuleOptions) => new DuoExceptionFilter(o.signOnPath),
     },
+    {
+      provide: DuoCircuitBreaker,
+      inject: [DUO_OPTIONS],
+      useFactory: (o: NormalizedDuoModuleOptions) =>
+        new DuoCircuitBreaker({
+          failureThreshold: o.breakerFailureThreshold,
+          cooldownMs: o.breakerCooldownMs,
+          maxConcurrent: o.maxConcurrentDuoCalls,
+        }),
+    },
     DuoHealthService,
     DuoSessionService,
     DuoFlowService,
@@ -92,6 +103,7 @@ import {
   ],
   exports: [
     DuoClient,
+    DuoCircuitBreaker,
     DuoStrategy,
     DuoHealthService,
     DuoSessionService,

@@ -35,9 +35,16 @@ export {
 } from './duo.decorators.js';
 export {
   DuoFlowService,
+  parseLoginParams,
+  requestContext,
   type DuoCallbackOutcome,
   type DuoStartOutcome,
 } from './duo-flow.service.js';
+export {
+  DuoCircuitBreaker,
+  type DuoCircuitBreakerOptions,
+  type DuoCircuitState,
+} from './duo-circuit-breaker.js';
 export { DuoHealthService, type DuoHealth } from './duo-health.service.js';
 export { DuoSessionService } from './duo-session.service.js';
 export { DuoExceptionFilter } from './duo-exception.filter.js';

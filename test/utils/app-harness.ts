@@ -6,6 +6,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import { AppModule } from '../../src/app.module.js';
 import { setupApp } from '../../src/app.setup.js';
+import type { SecuritySetupOptions } from '../../src/security/security.setup.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -24,8 +25,15 @@ export interface RunningApp {
   close(): Promise<void>;
 }
 
-/** Boots the real AppModule on 127.0.0.1 with the given environment (no .env file, no process.env). */
-export async function startApp(env: Record<string, string | undefined>): Promise<RunningApp> {
+/**
+ * Boots the real AppModule on 127.0.0.1 with the given environment (no .env file, no process.env).
+ * Rate limits are high by default (tests of the limits set their own); `options.logDestination`
+ * captures the app's JSON log lines.
+ */
+export async function startApp(
+  env: Record<string, string | undefined>,
+  options: SecuritySetupOptions = {},
+): Promise<RunningApp> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const moduleRef = await Test.createTestingModule({
@@ -40,12 +48,16 @@ export async function startApp(env: Record<string, string | undefined>): Promise
         AUDIT_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'duo-nest-spool-')),
         DATABASE_URL: 'sqlite::memory:',
         LOG_LEVEL: 'error',
+        RATE_LIMIT_LOGIN_PER_IP: '100000',
+        RATE_LIMIT_LOGIN_PER_USER: '100000',
+        RATE_LIMIT_CALLBACK_PER_IP: '100000',
         ...env,
       }),
     ],
   }).compile();
   const app = setupApp(
     moduleRef.createNestApplication<NestExpressApplication>({ logger: ['error'] }),
+    options,
   );
   await app.listen(port, '127.0.0.1');
   return { url, app, close: () => app.close() };
@@ -54,6 +66,23 @@ export async function startApp(env: Record<string, string | undefined>): Promise
 /** fetch with a cookie jar and no redirect following: each hop is asserted by the test. */
 export class Browser {
   readonly cookies = new Map<string, string>();
+  private csrf?: { cookie: string | undefined; token: string };
+
+  /** This browser's CSRF token for the app at `origin` (GET / sets the cookie and names the token). */
+  async csrfToken(origin: string): Promise<string> {
+    const cookie = this.cookies.get('duo_csrf') ?? this.cookies.get('__Host-duo_csrf');
+    if (this.csrf && cookie !== undefined && this.csrf.cookie === cookie) {
+      return this.csrf.token;
+    }
+    const res = await this.fetch(`${origin}/`);
+    await res.arrayBuffer();
+    const token = res.headers.get('x-csrf-token') ?? '';
+    this.csrf = {
+      cookie: this.cookies.get('duo_csrf') ?? this.cookies.get('__Host-duo_csrf'),
+      token,
+    };
+    return token;
+  }
 
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
@@ -78,11 +107,24 @@ export class Browser {
     return res;
   }
 
-  postForm(url: string, form: Record<string, string>, init: RequestInit = {}): Promise<Response> {
+  /**
+   * Posts a form as the app's own pages do: with the CSRF token of this browser (fetched from the
+   * sign-on page once per CSRF cookie) unless the form already has a `_csrf` field. Use `fetch`
+   * with method POST to send a request without it.
+   */
+  async postForm(
+    url: string,
+    form: Record<string, string>,
+    init: RequestInit = {},
+  ): Promise<Response> {
+    const body = new URLSearchParams(form);
+    if (!body.has('_csrf')) {
+      body.set('_csrf', await this.csrfToken(new URL(url).origin));
+    }
     return this.fetch(url, {
       ...init,
       method: 'POST',
-      body: new URLSearchParams(form),
+      body,
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
         ...(init.headers as Record<string, string>),

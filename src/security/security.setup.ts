@@ -1,0 +1,85 @@
+import { ConfigService } from '@nestjs/config';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { DestinationStream } from 'pino';
+import { DUO_OPTIONS, DuoFlowService, type NormalizedDuoModuleOptions } from '../duo/index.js';
+import { accessLogMiddleware, AppLogger, type AppLogLevel } from './app-logger.js';
+import { CsrfService } from './csrf.service.js';
+import {
+  BODY_LIMIT,
+  BODY_PARAMETER_LIMIT,
+  bodyErrorHandler,
+  callbackMethodGuard,
+  csrfMiddleware,
+  rateLimitMiddleware,
+  securityHeaders,
+} from './http-security.js';
+import { RateLimiter } from './rate-limiter.js';
+import { requestIdMiddleware } from './request-context.js';
+
+export interface SecuritySetupOptions {
+  /** Where the JSON log lines go (tests capture them). @default stdout */
+  logDestination?: DestinationStream;
+}
+
+/**
+ * Mounts the request defences, in this order: correlation id and access log, security headers,
+ * body parsers with size limits (their errors become 4xx), callback method check, CSRF check of
+ * state-changing requests, rate limits. Must run before the app starts listening.
+ */
+export function applySecurity(
+  app: NestExpressApplication,
+  options: SecuritySetupOptions = {},
+): AppLogger {
+  const config = app.get(ConfigService);
+  const duo = app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS);
+  // Only the exact registered paths match (RDR-12): /Auth/duo/callback and /login/ are 404.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
+
+  const logger = new AppLogger({
+    level: config.get<AppLogLevel>('LOG_LEVEL') ?? 'info',
+    instanceId: config.get<string>('INSTANCE_ID') ?? 'app',
+    destination: options.logDestination,
+  });
+  app.useLogger(logger);
+  app.use(requestIdMiddleware);
+  app.use(accessLogMiddleware(logger));
+  app.use(...securityHeaders(config.getOrThrow<string>('PUBLIC_URL').startsWith('https://')));
+  app.useBodyParser('json', { limit: BODY_LIMIT, strict: true });
+  app.useBodyParser('urlencoded', {
+    extended: false,
+    limit: BODY_LIMIT,
+    parameterLimit: BODY_PARAMETER_LIMIT,
+  });
+  app.use(bodyErrorHandler);
+  app.use(callbackMethodGuard(duo.callbackPath));
+
+  const flow = app.get(DuoFlowService);
+  const emit = (event: Parameters<DuoFlowService['emit']>[0]) => flow.emit(event);
+  app.use(csrfMiddleware(app.get(CsrfService), emit));
+  let lastStoreWarning = 0;
+  app.use(
+    rateLimitMiddleware(
+      app.get(RateLimiter),
+      {
+        loginPath: '/login',
+        callbackPath: duo.callbackPath,
+        windowMs: config.getOrThrow<number>('RATE_LIMIT_WINDOW_MS'),
+        loginPerIp: config.getOrThrow<number>('RATE_LIMIT_LOGIN_PER_IP'),
+        loginPerUser: config.getOrThrow<number>('RATE_LIMIT_LOGIN_PER_USER'),
+        callbackPerIp: config.getOrThrow<number>('RATE_LIMIT_CALLBACK_PER_IP'),
+      },
+      emit,
+      (err) => {
+        if (Date.now() - lastStoreWarning > 10_000) {
+          lastStoreWarning = Date.now();
+          logger.write('warn', 'rate-limit store unavailable; requests let through', {
+            context: 'RateLimit',
+            reason: err instanceof Error ? err.name : 'error',
+          });
+        }
+      },
+    ),
+  );
+  return logger;
+}
