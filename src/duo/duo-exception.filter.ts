@@ -39,6 +39,19 @@ const STATUS: Record<DuoErrorCode, number> = {
   forbidden: 403,
 };
 
+/** id_token time checks that fail when this server's clock and Duo's disagree. */
+const CLOCK_CODES = new Set<DuoErrorCode>(['id_token_expired', 'id_token_iat', 'id_token_nbf']);
+
+/**
+ * Codes whose message quotes Duo's answer (its error text may echo request data): logged, but
+ * users get a fixed text instead.
+ */
+const UPSTREAM_TEXT: Partial<Record<DuoErrorCode, string>> = {
+  invalid_grant: 'This sign-on could not be completed; start again',
+  invalid_client: 'Two-factor authentication is misconfigured; contact your administrator',
+  duo_rejected: 'Duo refused this sign-on; start again later',
+};
+
 /** Codes whose HTML answer is a redirect to the sign-on page rather than an error page. */
 const TO_SIGN_ON = new Set<DuoErrorCode>(['mfa_required', 'session_expired', 'mfa_stale']);
 
@@ -75,15 +88,17 @@ export class DuoExceptionFilter implements ExceptionFilter {
     if (status >= 500) {
       this.logger.error(`${error.code}: ${error.message}${cause}`);
     } else if (!TO_SIGN_ON.has(error.code)) {
-      this.logger.warn(`${error.code}: ${error.message}${cause}`);
+      const skew = CLOCK_CODES.has(error.code) ? ' clock_skew_suspected=true' : '';
+      this.logger.warn(`${error.code}: ${error.message}${cause}${skew}`);
     }
+    const message = UPSTREAM_TEXT[error.code] ?? error.message;
     if (res.headersSent) {
       return;
     }
     res.setHeader('Cache-Control', 'no-store');
     const wantsHtml = req.accepts(['json', 'html']) === 'html';
     if (!wantsHtml) {
-      res.status(status).json({ statusCode: status, error: error.code, message: error.message });
+      res.status(status).json({ statusCode: status, error: error.code, message });
       return;
     }
     if (TO_SIGN_ON.has(error.code) && req.method === 'GET') {
@@ -95,6 +110,6 @@ export class DuoExceptionFilter implements ExceptionFilter {
     res
       .status(status)
       .type('html')
-      .send(messagePage(title(error.code), error.message, this.signOnPath));
+      .send(messagePage(title(error.code), message, this.signOnPath));
   }
 }

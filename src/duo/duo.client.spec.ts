@@ -442,8 +442,8 @@ describe('DuoClient.exchangeAuthorizationCode', () => {
       'id_token_aud',
     ],
     [
-      'an audience array of only the client id (deliberately stricter)',
-      () => idToken({ aud: [CLIENT_ID] }),
+      'an audience array of the client id and an azp of another client',
+      () => idToken({ aud: [CLIENT_ID], azp: 'DIZZZZZZZZZZZZZZZZZZ' }),
       'id_token_aud',
     ],
     ['an exp 120 s ago', () => idToken({ exp: now() - 120, iat: now() - 400 }), 'id_token_expired'],

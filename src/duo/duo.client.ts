@@ -41,6 +41,13 @@ import type {
 const USER_AGENT = `duo-nest/0.1.0 node/${process.versions.node}`;
 const CONTROL_CHARS = /\p{Cc}/u;
 const CODE_RE = /^[\x21-\x7e]{1,1024}$/;
+/** Duo's id_tokens are about 1.5 KB; anything far larger is refused before it is parsed. */
+export const DUO_ID_TOKEN_MAX_LENGTH = 16 * 1024;
+/** Duo sets exp = auth_time + 3600 and iat (the exchange) after auth_time, so exp - iat <= 3600. */
+export const DUO_ID_TOKEN_MAX_LIFETIME_SEC = 3600;
+const ID_TOKEN_HEADER_KEYS = new Set(['alg', 'typ']);
+const B64URL_RE = /^[A-Za-z0-9_-]+$/;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Filled by `post` for the `onDuoCall` observer: the HTTP round trip alone. */
 interface DuoCallTiming {
@@ -222,9 +229,11 @@ export class DuoClient {
   async verifyIdToken(idToken: string, expected: DuoExchangeOptions): Promise<DuoIdTokenClaims> {
     const toleranceSec = this.options.clockToleranceMs / 1000;
     const nowMs = this.now();
+    assertCompactJws(idToken);
     let payload: JWTPayload;
+    let protectedHeader: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(idToken, await this.key, {
+      ({ payload, protectedHeader } = await jwtVerify(idToken, await this.key, {
         algorithms: [DUO_SIG_ALG],
         issuer: this.issuer,
         audience: this.options.clientId,
@@ -235,16 +244,40 @@ export class DuoClient {
     } catch (err) {
       throw this.idTokenError(err);
     }
-    if (payload.aud !== this.options.clientId) {
+    // Only the members Duo sends: a jku/x5u/jwk/x5c/kid header is never used, and refused.
+    if (
+      Object.keys(protectedHeader).some((k) => !ID_TOKEN_HEADER_KEYS.has(k)) ||
+      (protectedHeader.typ !== undefined && protectedHeader.typ !== 'JWT')
+    ) {
+      throw new DuoError('id_token_malformed', 'The id_token header carries unexpected members');
+    }
+    const aud =
+      Array.isArray(payload.aud) && payload.aud.length === 1 ? payload.aud[0] : payload.aud;
+    if (aud !== this.options.clientId) {
       throw new DuoError(
         'id_token_aud',
-        'The id_token audience must be exactly the Client ID (a single string)',
+        'The id_token audience must be exactly the Client ID (no other audience)',
+      );
+    }
+    if (payload.azp !== undefined && payload.azp !== this.options.clientId) {
+      throw new DuoError(
+        'id_token_aud',
+        'The id_token azp (authorized party) is not this Client ID',
       );
     }
     if (typeof payload.iat !== 'number' || payload.iat > nowMs / 1000 + toleranceSec) {
       throw new DuoError(
         'id_token_iat',
         "The id_token was issued in the future; check this server's clock (NTP)",
+      );
+    }
+    if (
+      typeof payload.exp === 'number' &&
+      payload.exp - payload.iat > DUO_ID_TOKEN_MAX_LIFETIME_SEC
+    ) {
+      throw new DuoError(
+        'id_token_claims',
+        `The id_token lifetime (exp - iat) is longer than ${DUO_ID_TOKEN_MAX_LIFETIME_SEC} s`,
       );
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
@@ -461,6 +494,36 @@ function classifyJoseError(err: unknown): [DuoErrorCode, string] {
     return ['id_token_claims', `The id_token claim "${err.claim}" is missing or invalid`];
   }
   return ['id_token_malformed', 'The id_token is not a well-formed HS512 JWT'];
+}
+
+/**
+ * A compact JWS of bounded size whose header and payload are strict UTF-8 JSON objects (no BOM, no
+ * invalid bytes, which a lenient decoder would silently repair). Anything else is malformed.
+ */
+function assertCompactJws(token: unknown): void {
+  const malformed = () =>
+    new DuoError('id_token_malformed', 'The id_token is not a well-formed HS512 JWT');
+  if (typeof token !== 'string' || token.length > DUO_ID_TOKEN_MAX_LENGTH) {
+    throw malformed();
+  }
+  const parts = token.split('.');
+  if (parts.length !== 3 || !/^[A-Za-z0-9_-]*$/.test(parts[2])) {
+    throw malformed();
+  }
+  for (const part of parts.slice(0, 2)) {
+    let value: unknown;
+    try {
+      if (!B64URL_RE.test(part)) {
+        throw new Error('not base64url');
+      }
+      value = JSON.parse(STRICT_UTF8.decode(Buffer.from(part, 'base64url')));
+    } catch {
+      throw malformed();
+    }
+    if (!isRecord(value)) {
+      throw malformed();
+    }
+  }
 }
 
 function parseTokenResponse(body: unknown): DuoTokenResponse {
