@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
-import { AuditModule, AuditService } from './audit/index.js';
+import { AuditController, AuditModule, AuditPageController, AuditService } from './audit/index.js';
 import { auditEventSink } from './auth/auth-audit.js';
 import { buildTypeOrmOptions } from './database/typeorm-options.js';
 import { AuthController } from './auth/auth.controller.js';
@@ -37,6 +37,8 @@ export class AppModule {
           spoolDir: env.AUDIT_SPOOL_DIR,
           instanceId: env.INSTANCE_ID,
           retentionDays: env.AUDIT_RETENTION_DAYS,
+          adminUsers: env.AUDIT_ADMIN_USERS,
+          adminGroups: env.AUDIT_ADMIN_GROUPS,
         };
       },
     });
@@ -72,7 +74,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [AuthController, HealthController],
+      controllers: [AuthController, HealthController, AuditController, AuditPageController],
       providers: [{ provide: APP_GUARD, useClass: MfaGuard }],
     };
   }

@@ -41,7 +41,7 @@ export class AuditModule {
         { provide: AUDIT_MODULE_OPTIONS, useValue: resolveAuditOptions(options) },
         ...PROVIDERS,
       ],
-      exports: [AuditService, AuditRepository],
+      exports: [AuditService, AuditRepository, AUDIT_MODULE_OPTIONS],
     };
   }
 
@@ -58,7 +58,7 @@ export class AuditModule {
         },
         ...PROVIDERS,
       ],
-      exports: [AuditService, AuditRepository],
+      exports: [AuditService, AuditRepository, AUDIT_MODULE_OPTIONS],
     };
   }
 }

@@ -30,6 +30,14 @@ export interface AuditModuleOptions {
   checkpointFile?: string;
   /** How often the checkpoint is written. Default 60 000 ms. */
   checkpointIntervalMs?: number;
+  /**
+   * AUDIT_ADMIN_USERS: usernames (compared case-insensitively) allowed to read the audit trail
+   * through the audit routes (they also need a completed Duo MFA session).
+   * @default []
+   */
+  adminUsers?: readonly string[];
+  /** AUDIT_ADMIN_GROUPS: Duo group names (exact) whose members may read the audit trail. @default [] */
+  adminGroups?: readonly string[];
 }
 
 export type ResolvedAuditModuleOptions = Required<
@@ -60,5 +68,11 @@ export function resolveAuditOptions(options: AuditModuleOptions): ResolvedAuditM
     purgeIntervalMs: options.purgeIntervalMs ?? 3_600_000,
     checkpointFile: options.checkpointFile,
     checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
+    adminUsers: cleanList(options.adminUsers).map((u) => u.toLowerCase()),
+    adminGroups: cleanList(options.adminGroups),
   };
+}
+
+function cleanList(list: readonly string[] | undefined): string[] {
+  return (list ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
 }

@@ -28,3 +28,22 @@ export * from './audit.options.js';
 export { AuditService, type AuditRecordResult, type AuditServiceMetrics } from './audit.service.js';
 export { AuditModule, type AuditModuleAsyncOptions } from './audit.module.js';
 export { AuditSpool } from './audit-spool.js';
+export { AuditAdminGuard, isAuditAdmin } from './audit-admin.guard.js';
+export { AuditApiExceptionFilter, AuditNotFoundError } from './audit-api.filter.js';
+export {
+  AuditController,
+  type AuditEventsResponse,
+  type AuditStatsResponse,
+} from './audit.controller.js';
+export { AuditPageController } from './audit-page.controller.js';
+export { AUDIT_OPENAPI } from './audit-openapi.js';
+export { AUDIT_CSV_COLUMNS, csvCell, csvLine, ndjsonLine } from './audit-export.js';
+export {
+  AUDIT_FILTER_PARAMS,
+  parseAuditEventId,
+  parseAuditExportQuery,
+  parseAuditListQuery,
+  parseAuditPageQuery,
+  parseAuditStatsQuery,
+  type AuditExportFormat,
+} from './audit-query.dto.js';
