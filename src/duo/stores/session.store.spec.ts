@@ -354,6 +354,18 @@ describe(MemorySessionStore.name, () => {
       RangeError,
     );
   });
+
+  it('should touch at half the idle timeout when the idle timeout is a minute or less', async () => {
+    const store = new MemorySessionStore({ idleTimeoutMs: 60_000, absoluteTimeoutMs: 600_000 });
+    const s = await store.create(input(), T0);
+    // Touched at T0 + 30 s (half of 60 s), so still live at T0 + 80 s.
+    expect((await store.get(s.id, T0 + 30_000)).status).toBe('active');
+    expect((await store.get(s.id, T0 + 80_000)).status).toBe('active');
+    expect(await store.get(s.id, T0 + 150_000)).toMatchObject({
+      status: 'expired',
+      reason: 'idle',
+    });
+  });
 });
 
 describe(RedisSessionStore.name, () => {

@@ -89,7 +89,7 @@ export interface SessionTimeoutOptions {
   /**
    * The idle expiry is slid at most once per this interval, to keep writes low; a session may thus
    * expire up to this much before `idleTimeoutMs` of real idleness. Must be below idleTimeoutMs.
-   * @default 60_000
+   * @default 60_000, or half of idleTimeoutMs when that is shorter
    */
   touchIntervalMs?: number;
   /** Clock used when `now` is not passed. @default Date.now */
@@ -253,7 +253,9 @@ function normalizeTimeouts(options: SessionTimeoutOptions): NormalizedTimeouts {
     options.absoluteTimeoutMs,
     8 * 3_600_000,
   );
-  const touchIntervalMs = options.touchIntervalMs ?? 60_000;
+  // A minute, or half the idle timeout when that is shorter (an idle timeout of 60 s must still boot).
+  const touchIntervalMs =
+    options.touchIntervalMs ?? Math.min(60_000, Math.floor(idleTimeoutMs / 2));
   if (!Number.isSafeInteger(touchIntervalMs) || touchIntervalMs < 0) {
     throw new RangeError('touchIntervalMs must be a non-negative integer');
   }
