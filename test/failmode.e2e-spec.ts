@@ -1,7 +1,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
-import { auditEvents, JSON_ACCEPT, signOnToCallback, uniqueUser } from './utils/duo-flow.js';
+import {
+  auditEvents,
+  JSON_ACCEPT,
+  NO_RATE_LIMITS,
+  postLikeBrowser,
+  sessionCookies,
+  signOnToCallback,
+  uniqueUser,
+} from './utils/duo-flow.js';
 
 // Fail mode (issue part 5): what the health check before the redirect decides, in both modes, and
 // that nothing after the redirect ever fails open.
@@ -15,6 +23,7 @@ beforeAll(async () => {
     DUO_CLIENT_ID: sim.clientId,
     DUO_CLIENT_SECRET: sim.clientSecret,
     DUO_API_HOST: sim.url,
+    ...NO_RATE_LIMITS,
     DUO_TIMEOUT_MS: '300',
     DUO_HEALTH_CACHE_MS: '0',
   };
@@ -40,21 +49,17 @@ describe('failmode closed (the default)', () => {
       sim.control.setFaults({ health: fault });
       const username = uniqueUser('closed');
       const browser = new Browser();
-      const json = await browser.postForm(
-        `${closed.url}/login`,
-        { username },
-        { headers: JSON_ACCEPT },
-      );
+      const json = await postLikeBrowser(browser, closed.url, '/login', { username }, JSON_ACCEPT);
       expect(json.status).toBe(503);
       expect(await json.json()).toMatchObject({ statusCode: 503, error: 'unavailable' });
 
-      const html = await browser.postForm(`${closed.url}/login`, { username });
+      const html = await postLikeBrowser(browser, closed.url, '/login', { username });
       expect(html.status).toBe(503);
       expect(html.headers.get('content-type')).toMatch(/text\/html/);
       const page = await html.text();
       expect(page).toContain('Two-factor service unavailable');
       expect(page).toContain('id="restart"');
-      expect(browser.cookies.size).toBe(0);
+      expect(sessionCookies(browser)).toEqual([]);
 
       const events = await auditEvents(closed, { username });
       expect(events.filter((e) => e.type === 'mfa_unavailable')).toHaveLength(2);
@@ -70,7 +75,7 @@ describe('failmode open', () => {
       sim.control.setFaults({ health: fault });
       const username = uniqueUser('open');
       const browser = new Browser();
-      const start = await browser.postForm(`${open.url}/login`, { username });
+      const start = await postLikeBrowser(browser, open.url, '/login', { username });
       expect(start.status).toBe(303);
       expect(location(start)).toBe('/result');
       expect(browser.cookies.has('duo_session')).toBe(true);
@@ -96,7 +101,7 @@ describe('failmode open', () => {
     sim.control.setFaults({ health: 'down' });
     const username = uniqueUser('status');
     const browser = new Browser();
-    expect((await browser.postForm(`${open.url}/login`, { username })).status).toBe(303);
+    expect((await postLikeBrowser(browser, open.url, '/login', { username })).status).toBe(303);
     const status = await browser.fetch(`${open.url}/status`, { headers: JSON_ACCEPT });
     expect(status.status).toBe(200);
     expect(await status.json()).toEqual({ username, mfa: false, failOpen: true });
@@ -118,10 +123,10 @@ describe('failmode open', () => {
     sim.control.setFaults({ health: 'fail_envelope' });
     const username = uniqueUser('envelope');
     const browser = new Browser();
-    const res = await browser.postForm(`${open.url}/login`, { username }, { headers: JSON_ACCEPT });
+    const res = await postLikeBrowser(browser, open.url, '/login', { username }, JSON_ACCEPT);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: 'unavailable' });
-    expect(browser.cookies.size).toBe(0);
+    expect(sessionCookies(browser)).toEqual([]);
     const events = await auditEvents(open, { username });
     expect(events.map((e) => e.type)).toEqual(['mfa_unavailable']);
     expect(events[0].reason).not.toBe('unavailable');

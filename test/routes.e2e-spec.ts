@@ -11,7 +11,7 @@ import {
 import { DUO_PUBLIC } from '../src/duo/duo.decorators.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
-import { auditEvents, JSON_ACCEPT, signOn } from './utils/duo-flow.js';
+import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn } from './utils/duo-flow.js';
 
 // Guards (issue part 4): every route of the running app is either @Public() or behind the global
 // MfaGuard; step-up freshness and Duo groups on the reference app's demo routes.
@@ -24,6 +24,7 @@ beforeAll(async () => {
     DUO_CLIENT_ID: sim.clientId,
     DUO_CLIENT_SECRET: sim.clientSecret,
     DUO_API_HOST: sim.url,
+    ...NO_RATE_LIMITS,
   });
 });
 afterEach(() => {

@@ -11,6 +11,50 @@ export function uniqueUser(prefix = 'user'): string {
 }
 
 /**
+ * Environment for test apps that sign on many times from one address: rate limits out of the way
+ * (variables the app does not know are ignored).
+ */
+export const NO_RATE_LIMITS = {
+  RATE_LIMIT_LOGIN_PER_IP: '1000000',
+  RATE_LIMIT_LOGIN_PER_USER: '1000000',
+  RATE_LIMIT_CALLBACK_PER_IP: '1000000',
+} as const;
+
+/**
+ * The hidden form fields of the sign-on page (the CSRF token when the app has one), read as a
+ * browser would before posting the form.
+ */
+export async function signOnFormFields(
+  browser: Browser,
+  appUrl: string,
+  headers: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  const res = await browser.fetch(`${appUrl}/`, { headers: { ...headers, accept: 'text/html' } });
+  const html = await res.text();
+  const fields: Record<string, string> = {};
+  for (const input of html.match(/<input[^>]*type="hidden"[^>]*>/g) ?? []) {
+    const name = /name="([^"]+)"/.exec(input)?.[1];
+    const value = /value="([^"]*)"/.exec(input)?.[1];
+    if (name && value !== undefined && name !== 'returnTo') {
+      fields[name] = value;
+    }
+  }
+  return fields;
+}
+
+/** POSTs a form the way the sign-on page would (its hidden fields included). */
+export async function postLikeBrowser(
+  browser: Browser,
+  appUrl: string,
+  path: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const hidden = await signOnFormFields(browser, appUrl, headers);
+  return browser.postForm(`${appUrl}${path}`, { ...hidden, ...form }, { headers });
+}
+
+/**
  * POST /login then Duo's authorize (auto mode answers at once): returns the callback URL Duo sent
  * the browser to. `headers` go to the app's requests only (a proxy target, an Accept header).
  */
@@ -20,7 +64,7 @@ export async function signOnToCallback(
   username: string,
   headers: Record<string, string> = {},
 ): Promise<string> {
-  const start = await browser.postForm(`${appUrl}/login`, { username }, { headers });
+  const start = await postLikeBrowser(browser, appUrl, '/login', { username }, headers);
   if (start.status !== 303) {
     throw new Error(`POST /login answered ${start.status}`);
   }
@@ -46,4 +90,9 @@ export async function signOn(
 export async function auditEvents(app: RunningApp, filter: AuditFilter): Promise<AuditEvent[]> {
   const page = await app.app.get(AuditRepository).findPage(filter, undefined, 200);
   return page.items;
+}
+
+/** The Duo cookies (session and browser binding) a browser holds. */
+export function sessionCookies(browser: Browser): string[] {
+  return [...browser.cookies.keys()].filter((k) => /duo_(session|binding)$/.test(k));
 }
