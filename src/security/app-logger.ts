@@ -35,7 +35,8 @@ const JWT_LIKE = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g;
 
 /** Free text made safe for one log field: CR/LF and other controls encoded, JWT shapes masked, capped. */
 export function safeText(value: unknown, max = MAX_TEXT): string {
-  const text = typeof value === 'string' ? value : value instanceof Error ? value.name : String(value);
+  const text =
+    typeof value === 'string' ? value : value instanceof Error ? value.name : String(value);
   return text
     .slice(0, max)
     .replace(JWT_LIKE, '[jwt]')

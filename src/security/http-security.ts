@@ -37,7 +37,10 @@ export function refuse(
   if (req.accepts(['json', 'html']) === 'html') {
     const title = status === 429 ? 'Too many attempts' : 'Request refused';
     res.setHeader('Content-Security-Policy', PAGE_CSP);
-    res.status(status).type('html').send(messagePage(title, message, '/'));
+    res
+      .status(status)
+      .type('html')
+      .send(messagePage(title, message, '/'));
     return;
   }
   res.status(status).json({ statusCode: status, error, message });

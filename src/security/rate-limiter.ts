@@ -105,8 +105,7 @@ export interface RateLimitRule {
 }
 
 export type RateLimitDecision =
-  | { allowed: true }
-  | { allowed: false; retryAfterSec: number; firstRefusal: boolean };
+  { allowed: true } | { allowed: false; retryAfterSec: number; firstRefusal: boolean };
 
 /** Checks hits against rules; keys are hashed, so Redis holds no raw IP or username. */
 export class RateLimiter {

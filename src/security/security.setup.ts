@@ -33,8 +33,16 @@ export function applySecurity(
   const config = app.get(ConfigService);
   const duo = app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS);
   // Only the exact registered paths match (RDR-12): /Auth/duo/callback and /login/ are 404.
+  // (Express creates its router on first use, so set both on the router too: Nest adds the routes later.)
   app.set('case sensitive routing', true);
   app.set('strict routing', true);
+  const router = (
+    app.getHttpAdapter().getInstance() as unknown as { router?: Record<string, unknown> }
+  ).router;
+  if (router) {
+    router.caseSensitive = true;
+    router.strict = true;
+  }
 
   const logger = new AppLogger({
     level: config.get<AppLogLevel>('LOG_LEVEL') ?? 'info',
