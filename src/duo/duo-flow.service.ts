@@ -65,6 +65,17 @@ export class DuoFlowService {
     }
     const { username } = params;
     const returnTo = params.returnTo ?? this.options.defaultReturnTo;
+    if (params.returnToRejected) {
+      // Not an error for the user (they land on the default page), but worth a trace: RDR-02.
+      this.logger.warn('input_validation_failed field=returnTo reason=offsite_return_to');
+      await this.emit({
+        type: 'input_validation_failed',
+        outcome: 'failure',
+        username,
+        reason: 'offsite_return_to',
+        ...ctx,
+      });
+    }
 
     const health = await this.health.check();
     if (!health.ok) {
@@ -336,9 +347,15 @@ export class DuoFlowService {
 
 const LOGIN_BODY_KEYS = new Set(['username', 'returnTo']);
 const LOGIN_QUERY_KEYS = new Set(['returnTo']);
+/** Longest login value read at all (the body limit caps it too); a longer returnTo than 512 is dropped. */
+const MAX_LOGIN_VALUE = 16_384;
 
 /** True for a plain object whose every key is allowed and every value a string of at most `max`. */
-function onlyStrings(value: unknown, allowed: ReadonlySet<string> | undefined, max: number): boolean {
+function onlyStrings(
+  value: unknown,
+  allowed: ReadonlySet<string> | undefined,
+  max: number,
+): boolean {
   if (value === undefined || value === null) {
     return true;
   }
@@ -360,14 +377,14 @@ function onlyStrings(value: unknown, allowed: ReadonlySet<string> | undefined, m
 export function parseLoginParams(
   req: Pick<Request, 'body' | 'query'>,
   usernameResolver?: (req: Request) => unknown,
-): { username: string; returnTo?: string } | undefined {
+): { username: string; returnTo?: string; returnToRejected?: true } | undefined {
   const body: unknown = req.body;
   const query: unknown = req.query;
   const strictBody = !usernameResolver || usernameResolver === defaultUsernameResolver;
-  if (!onlyStrings(query, LOGIN_QUERY_KEYS, 2048)) {
+  if (!onlyStrings(query, LOGIN_QUERY_KEYS, MAX_LOGIN_VALUE)) {
     return undefined;
   }
-  if (strictBody ? !onlyStrings(body, LOGIN_BODY_KEYS, 2048) : !bodyReturnToOk(body)) {
+  if (strictBody ? !onlyStrings(body, LOGIN_BODY_KEYS, MAX_LOGIN_VALUE) : !bodyReturnToOk(body)) {
     return undefined;
   }
   const username = strictBody
@@ -378,8 +395,14 @@ export function parseLoginParams(
   }
   const b = (body ?? {}) as Record<string, unknown>;
   const q = (query ?? {}) as Record<string, unknown>;
-  const returnTo = sanitizeReturnTo(b.returnTo ?? q.returnTo);
-  return returnTo ? { username, returnTo } : { username };
+  const rawReturnTo = b.returnTo ?? q.returnTo;
+  const returnTo = sanitizeReturnTo(rawReturnTo);
+  if (returnTo) {
+    return { username, returnTo };
+  }
+  return rawReturnTo === undefined || rawReturnTo === ''
+    ? { username }
+    : { username, returnToRejected: true };
 }
 
 function bodyReturnToOk(body: unknown): boolean {
@@ -387,7 +410,7 @@ function bodyReturnToOk(body: unknown): boolean {
     return true;
   }
   const r = (body as Record<string, unknown>).returnTo;
-  return r === undefined || (typeof r === 'string' && r.length <= 2048);
+  return r === undefined || (typeof r === 'string' && r.length <= MAX_LOGIN_VALUE);
 }
 
 /** The callback's query: each allowed key at most once, strings only; state and a code (or error) required. */
