@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
 import { AuditController, AuditModule, AuditPageController, AuditService } from './audit/index.js';
@@ -11,7 +12,11 @@ import { duoOptionsFromEnv } from './config/duo.config.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import { ENV_VARIABLES, type AppEnv } from './config/env.validation.js';
 import { DuoModule, MfaGuard } from './duo/index.js';
-import { HealthController } from './health.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { GracefulShutdownService } from './lifecycle/graceful-shutdown.service.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { MetricsService } from './metrics/metrics.service.js';
 import { SecurityModule } from './security/security.module.js';
 
 /** Reads the validated environment as one typed object. */
@@ -58,24 +63,42 @@ export class AppModule {
           },
         }),
         audit,
+        TerminusModule.forRoot({ errorLogStyle: 'json' }),
+        MetricsModule,
         DuoModule.forRootAsync({
-          imports: [audit],
-          inject: [ConfigService, AuditService],
-          useFactory: (config: ConfigService, auditService: AuditService) => {
+          imports: [audit, MetricsModule],
+          inject: [ConfigService, AuditService, MetricsService],
+          useFactory: (
+            config: ConfigService,
+            auditService: AuditService,
+            metrics: MetricsService,
+          ) => {
             const env = appEnv(config);
             return {
               ...duoOptionsFromEnv(env),
               redis: env.REDIS_URL
-                ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 })
+                ? // Fail fast while Redis is down: a store call gives up within ~1 s (503), never hangs.
+                  new Redis(env.REDIS_URL, {
+                    maxRetriesPerRequest: 1,
+                    commandTimeout: 1_000,
+                    retryStrategy: (times) => Math.min(times * 100, 1_000),
+                  })
                 : undefined,
               redisKeyPrefix: env.REDIS_KEY_PREFIX,
-              onEvent: auditEventSink(auditService),
+              onEvent: metrics.countingSink(auditEventSink(auditService)),
+              onDuoCall: metrics.duoCallObserver,
             };
           },
         }),
       ],
-      controllers: [AuthController, HealthController, AuditController, AuditPageController],
-      providers: [{ provide: APP_GUARD, useClass: MfaGuard }],
+      controllers: [
+        AuthController,
+        HealthController,
+        MetricsController,
+        AuditController,
+        AuditPageController,
+      ],
+      providers: [{ provide: APP_GUARD, useClass: MfaGuard }, GracefulShutdownService],
     };
   }
 }

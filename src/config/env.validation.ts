@@ -19,6 +19,11 @@ export interface AppEnv {
   TRUST_PROXY: number;
   LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error';
   INSTANCE_ID: string;
+  SHUTDOWN_GRACE_MS: number;
+  HEALTH_DUO_REQUIRED: boolean;
+  HEALTH_TIMEOUT_MS: number;
+  METRICS_ENABLED: boolean;
+  METRICS_TOKEN: string | undefined;
   DUO_CLIENT_ID: string;
   DUO_CLIENT_SECRET: string;
   DUO_API_HOST: string;
@@ -27,14 +32,14 @@ export interface AppEnv {
   DUO_TIMEOUT_MS: number;
   DUO_CLOCK_TOLERANCE_MS: number;
   DUO_HEALTH_CACHE_MS: number;
+  DUO_BREAKER_THRESHOLD: number;
+  DUO_BREAKER_COOLDOWN_MS: number;
+  DUO_MAX_CONCURRENCY: number;
   DUO_PENDING_TTL_MS: number;
   DUO_SKIP_BUTTON_PRESS: boolean;
   DUO_BUTTON_DISPLAY_NAME: string;
   DUO_BUTTON_CSS: string;
   DUO_SHOW_POWERED_BY: boolean;
-  DUO_BREAKER_THRESHOLD: number;
-  DUO_BREAKER_COOLDOWN_MS: number;
-  DUO_MAX_CONCURRENCY: number;
   DATABASE_URL: string | undefined;
   DATABASE_MIGRATIONS_RUN: boolean;
   REDIS_URL: string | undefined;
@@ -48,15 +53,15 @@ export interface AppEnv {
   AUDIT_RETENTION_DAYS: number | undefined;
   AUDIT_ADMIN_USERS: string[];
   AUDIT_ADMIN_GROUPS: string[];
+  RATE_LIMIT_WINDOW_MS: number;
+  RATE_LIMIT_LOGIN_PER_IP: number;
+  RATE_LIMIT_LOGIN_PER_USER: number;
+  RATE_LIMIT_CALLBACK_PER_IP: number;
 }
 
 type Raw = Record<string, string | undefined>;
 type Parser<T> = (raw: string, env: { production: boolean; raw: Raw }) => T | Invalid;
 
-  RATE_LIMIT_WINDOW_MS: number;
-  RATE_LIMIT_LOGIN_PER_IP: number;
-  RATE_LIMIT_LOGIN_PER_USER: number;
-  RATE_LIMIT_CALLBACK_PER_IP: number;
 class Invalid {
   constructor(readonly message: string) {}
 }
@@ -191,6 +196,14 @@ const SCHEMA: Schema = {
         .replace(/[^A-Za-z0-9_.-]/g, '-')
         .slice(0, 40)}-${process.pid}`,
   },
+  SHUTDOWN_GRACE_MS: { parse: int(0, 300_000), fallback: () => 10_000 },
+  HEALTH_DUO_REQUIRED: { parse: bool, fallback: () => false },
+  HEALTH_TIMEOUT_MS: { parse: int(50, 30_000), fallback: () => 1_000 },
+  METRICS_ENABLED: { parse: bool, fallback: () => true },
+  METRICS_TOKEN: {
+    parse: secret('scrapers send it as Authorization: Bearer <token>'),
+    fallback: () => undefined,
+  },
   DUO_CLIENT_ID: {
     parse: (raw) => (isValidClientId(raw.trim()) ? raw.trim() : invalid(DUO_MESSAGES.clientId)),
     hint: 'the Client ID from the Duo Admin Panel (or from `npm run simulator`)',
@@ -237,6 +250,9 @@ const SCHEMA: Schema = {
     fallback: () => DUO_DEFAULTS.clockToleranceMs,
   },
   DUO_HEALTH_CACHE_MS: { parse: int(0, 600_000), fallback: () => 10_000 },
+  DUO_BREAKER_THRESHOLD: { parse: int(1, 1000), fallback: () => 5 },
+  DUO_BREAKER_COOLDOWN_MS: { parse: int(100, 600_000), fallback: () => 10_000 },
+  DUO_MAX_CONCURRENCY: { parse: int(1, 10_000), fallback: () => 32 },
   DUO_PENDING_TTL_MS: { parse: int(30_000, 3_600_000), fallback: () => 600_000 },
   DUO_SKIP_BUTTON_PRESS: { parse: bool, fallback: () => true },
   DUO_BUTTON_DISPLAY_NAME: { parse: text(64), fallback: () => 'Sign on with Duo' },
@@ -250,9 +266,6 @@ const SCHEMA: Schema = {
       /^[\x21-\x7e]{1,64}$/.test(raw.trim())
         ? raw.trim()
         : invalid('must be 1 to 64 printable characters without spaces, such as duo: or {duo}:'),
-  DUO_BREAKER_THRESHOLD: { parse: int(1, 1000), fallback: () => 5 },
-  DUO_BREAKER_COOLDOWN_MS: { parse: int(100, 600_000), fallback: () => 10_000 },
-  DUO_MAX_CONCURRENCY: { parse: int(1, 10_000), fallback: () => 32 },
     fallback: () => 'duo:',
   },
   SESSION_SECRET: {
@@ -279,6 +292,10 @@ const SCHEMA: Schema = {
   AUDIT_RETENTION_DAYS: { parse: int(1, 36_500), fallback: () => undefined },
   AUDIT_ADMIN_USERS: { parse: list, fallback: () => [] },
   AUDIT_ADMIN_GROUPS: { parse: list, fallback: () => [] },
+  RATE_LIMIT_WINDOW_MS: { parse: int(1_000, 86_400_000), fallback: () => 600_000 },
+  RATE_LIMIT_LOGIN_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
+  RATE_LIMIT_LOGIN_PER_USER: { parse: int(0, 1_000_000), fallback: () => 5 },
+  RATE_LIMIT_CALLBACK_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
 };
 
 /** Names of every variable, in README order. */
@@ -292,10 +309,6 @@ export class EnvValidationError extends Error {
         problems.map((p) => `  - ${p.variable} ${p.message}`).join('\n'),
     );
   }
-  RATE_LIMIT_WINDOW_MS: { parse: int(1_000, 86_400_000), fallback: () => 600_000 },
-  RATE_LIMIT_LOGIN_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
-  RATE_LIMIT_LOGIN_PER_USER: { parse: int(0, 1_000_000), fallback: () => 5 },
-  RATE_LIMIT_CALLBACK_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
 }
 
 /**
