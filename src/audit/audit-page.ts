@@ -153,13 +153,17 @@ export function outcomeChart(stats: AuditStatsRow[], bucket: AuditStatsBucket): 
 <line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#999"/>
 <text x="${left - 6}" y="${top + 4}" text-anchor="end">${max}</text>
 <text x="${left - 6}" y="${top + plotH}" text-anchor="end">0</text>`;
+  // Few bars: each gets its label; many: the first and the last.
+  const labelled = rows.length <= 8 ? rows.map((_, i) => i) : [0, rows.length - 1];
   const xLabels =
     rows.length === 0
       ? `<text x="${left + plotW / 2}" y="${top + plotH / 2}" text-anchor="middle">No events</text>`
-      : `<text x="${left}" y="${height - 14}">${esc(label(rows[0].bucket))}</text>` +
-        (rows.length > 1
-          ? `<text x="${width - right}" y="${height - 14}" text-anchor="end">${esc(label(rows[rows.length - 1].bucket))}</text>`
-          : '');
+      : labelled
+          .map(
+            (i) =>
+              `<text class="x-label" x="${(left + i * slot + slot / 2).toFixed(1)}" y="${height - 14}" text-anchor="middle">${esc(label(rows[i].bucket))}</text>`,
+          )
+          .join('');
   const legend = AUDIT_OUTCOMES.map(
     (o, i) =>
       `<rect x="${left + i * 90}" y="6" width="10" height="10" fill="${OUTCOME_COLORS[o]}"/><text x="${left + i * 90 + 14}" y="15">${o}</text>`,
