@@ -211,6 +211,9 @@ export class DuoClient {
         `Duo's token endpoint answered ${res.status} without an error body`,
       );
     }
+    if (!/^application\/json\s*(;|$)/i.test(res.headers['content-type'] ?? '')) {
+      throw new DuoError('token_response', "Duo's token answer is not application/json");
+    }
     const rawResponse = parseTokenResponse(body);
     const claims = await this.verifyIdToken(rawResponse.id_token, options);
     return {
