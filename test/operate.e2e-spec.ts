@@ -77,7 +77,12 @@ describe('health endpoints', () => {
     const body = await json(res);
     expect(body.status).toBe('ok');
     expect(body.details.database).toMatchObject({ status: 'up', type: 'better-sqlite3' });
-    expect(body.details.duo).toMatchObject({ status: 'up', known: false, required: false });
+    expect(body.details.duo).toMatchObject({
+      status: 'up',
+      known: false,
+      required: false,
+      circuit: 'closed',
+    });
     expect(body.details.redis).toBeUndefined();
   });
 
@@ -203,6 +208,8 @@ describe('metrics', () => {
     expect(text).toMatch(/^duo_nest_sessions 1$/m);
     expect(text).toMatch(/^duo_nest_audit_events\{result="recorded"\} [1-9]\d*$/m);
     expect(text).toMatch(/^duo_nest_audit_spool_depth 0$/m);
+    expect(text).toMatch(/^duo_nest_duo_circuit_state\{state="closed"\} 1$/m);
+    expect(text).toMatch(/^duo_nest_duo_circuit_state\{state="open"\} 0$/m);
     expect(text).toMatch(/^process_cpu_user_seconds_total /m);
     expect(text).not.toContain('alice');
   });
@@ -217,6 +224,17 @@ describe('metrics', () => {
     expect(text).toMatch(
       /^duo_nest_signons_finished_total\{outcome="failed",reason="state_unknown",factor="none"\} 1$/m,
     );
+  });
+
+  it('should count rate-limit refusals by route when the login limit is exceeded', async () => {
+    const app = await boot({ RATE_LIMIT_LOGIN_PER_IP: '1' });
+    const browser = new Browser();
+    const first = await browser.postForm(`${app.url}/login`, { username: 'alice' });
+    expect(first.status).toBe(303);
+    const second = await browser.postForm(`${app.url}/login`, { username: 'alice' });
+    expect(second.status).toBe(429);
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    expect(text).toMatch(/^duo_nest_rate_limited_total\{route="login"\} 1$/m);
   });
 
   it('should require the bearer token when METRICS_TOKEN is set', async () => {

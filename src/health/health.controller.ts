@@ -17,6 +17,7 @@ import {
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import {
+  DuoCircuitBreaker,
   DuoHealthService,
   InjectDuoOptions,
   Public,
@@ -59,6 +60,7 @@ export class HealthController implements OnModuleInit, OnModuleDestroy {
     private readonly indicator: HealthIndicatorService,
     private readonly dataSource: DataSource,
     private readonly duoHealth: DuoHealthService,
+    private readonly breaker: DuoCircuitBreaker,
     private readonly shutdown: GracefulShutdownService,
     @InjectDuoOptions() private readonly duo: NormalizedDuoModuleOptions,
     @Inject(ConfigService) config: ConfigService,
@@ -156,14 +158,15 @@ export class HealthController implements OnModuleInit, OnModuleDestroy {
   private duoIndicator() {
     const session = this.indicator.check('duo');
     const last = this.duoHealth.lastKnown;
+    const base = { required: this.duoRequired, circuit: this.breaker.state };
     if (!last) {
-      return session.up({ known: false, required: this.duoRequired });
+      return session.up({ known: false, ...base });
     }
     const checkedAt = new Date(last.checkedAt).toISOString();
     if (last.ok) {
-      return session.up({ known: true, required: this.duoRequired, checkedAt });
+      return session.up({ known: true, ...base, checkedAt });
     }
-    const data = { known: true, required: this.duoRequired, checkedAt, error: last.error.code };
+    const data = { known: true, ...base, checkedAt, error: last.error.code };
     return this.duoRequired ? session.down(data) : session.degraded(data);
   }
 }

@@ -1,12 +1,25 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Controller, Get, Inject, Req, Res, type OnModuleInit } from '@nestjs/common';
+import type { Server } from 'node:http';
+import {
+  Controller,
+  Get,
+  Inject,
+  Req,
+  Res,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { HttpAdapterHost } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { AuditService } from '../audit/index.js';
 import {
   DUO_PENDING_LOGIN_STORE,
   DUO_SESSION_STORE,
+  DuoCircuitBreaker,
+  InjectDuoOptions,
   Public,
+  type NormalizedDuoModuleOptions,
   type PendingLoginStore,
   type SessionStore,
 } from '../duo/index.js';
@@ -21,7 +34,7 @@ function digest(value: string): Buffer {
  * set, only `Authorization: Bearer <token>` gets it (401 otherwise).
  */
 @Controller('metrics')
-export class MetricsController implements OnModuleInit {
+export class MetricsController implements OnModuleInit, OnApplicationBootstrap {
   private readonly enabled: boolean;
   private readonly token?: Buffer;
 
@@ -30,6 +43,9 @@ export class MetricsController implements OnModuleInit {
     private readonly audit: AuditService,
     @Inject(DUO_PENDING_LOGIN_STORE) private readonly pending: PendingLoginStore,
     @Inject(DUO_SESSION_STORE) private readonly sessions: SessionStore,
+    private readonly breaker: DuoCircuitBreaker,
+    private readonly adapterHost: HttpAdapterHost,
+    @InjectDuoOptions() private readonly duo: NormalizedDuoModuleOptions,
     config: ConfigService,
   ) {
     this.enabled = config.get<boolean>('METRICS_ENABLED') ?? true;
@@ -44,6 +60,21 @@ export class MetricsController implements OnModuleInit {
       audit: () => ({ ...this.audit.metrics }),
       auditSpoolDepth: () =>
         this.audit.spool.pending ? this.audit.spool.depth() : Promise.resolve(0),
+      circuitState: () => this.breaker.state,
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+    if (!server || typeof server.on !== 'function') {
+      return;
+    }
+    const callbackPath = this.duo.callbackPath;
+    server.on('request', (req, res) => {
+      res.once('finish', () => {
+        const path = (req.url ?? '').split('?', 1)[0];
+        this.metrics.countResponse(path, res.statusCode, callbackPath);
+      });
     });
   }
 

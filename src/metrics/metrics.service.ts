@@ -23,10 +23,8 @@ export interface MetricsSources {
   audit?: () => Readonly<Record<string, number>>;
   /** Events waiting in this instance's audit spool. */
   auditSpoolDepth?: () => Promise<number>;
-  /** The Duo circuit breaker's state, when the library has one. */
+  /** The Duo circuit breaker's state. */
   circuitState?: () => 'closed' | 'open' | 'half_open';
-  /** Requests refused by the rate limiter since start, when the app has one. */
-  rateLimited?: () => number;
 }
 
 const EVENT_TYPES = [
@@ -159,6 +157,7 @@ export class MetricsService {
   private readonly finished: Counter;
   private readonly events: Counter;
   private readonly duoCalls: Histogram;
+  private readonly rateLimited: Counter;
 
   /** Reports Duo calls to the latency histogram (DuoModule's `onDuoCall`). */
   readonly duoCallObserver: DuoCallObserver = (endpoint, result, durationMs) => {
@@ -249,16 +248,10 @@ export class MetricsService {
         }
       },
     });
-    new Gauge({
-      name: 'duo_nest_rate_limited_requests',
-      help: 'Requests refused by the rate limiter since start.',
-      registers: [this.registry],
-      collect() {
-        const read = sources().rateLimited;
-        if (read) {
-          this.set(read());
-        }
-      },
+    this.rateLimited = counter({
+      name: 'duo_nest_rate_limited_total',
+      help: 'Requests refused with 429 by the rate limiter, by route (login, callback, other).',
+      labelNames: ['route'],
     });
   }
 
@@ -300,6 +293,17 @@ export class MetricsService {
       this.recordEvent(event);
       await sink(event);
     };
+  }
+
+  /**
+   * Counts the app's 429 answers (the rate limiter is their only source) by route; `callbackPath`
+   * is DuoModule's callback route.
+   */
+  countResponse(path: string, status: number, callbackPath: string): void {
+    if (status === 429) {
+      const route = path === '/login' ? 'login' : path === callbackPath ? 'callback' : 'other';
+      this.rateLimited.inc({ route });
+    }
   }
 
   /** The exposition text and its content type. */
