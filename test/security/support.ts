@@ -203,6 +203,9 @@ export async function startStack(
     DUO_CLIENT_ID: sim.clientId,
     DUO_CLIENT_SECRET: sim.clientSecret,
     DUO_API_HOST: proxy.url,
+    // The catalogue runs many sign-ons from 127.0.0.1; the rate limits have their own tests (RL-*).
+    RATE_LIMIT_LOGIN_PER_IP: '100000',
+    RATE_LIMIT_CALLBACK_PER_IP: '100000',
     ...env,
   });
   return {
@@ -350,5 +353,28 @@ export class TcpPipe {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
+
+/** A second app instance against the same Duo (and the same Redis when the env says so). */
+export function startInstance(
+  stack: Stack,
+  env: Record<string, string | undefined> = {},
+): Promise<RunningApp> {
+  return startApp({
+    DUO_CLIENT_ID: stack.sim.clientId,
+    DUO_CLIENT_SECRET: stack.sim.clientSecret,
+    DUO_API_HOST: stack.proxy.url,
+    RATE_LIMIT_LOGIN_PER_IP: '100000',
+    RATE_LIMIT_CALLBACK_PER_IP: '100000',
+    ...env,
+  });
+}
+
+/** A callback URL as received, re-pointed at another instance (same path and query). */
+export function onInstance(callback: string, app: RunningApp): string {
+  const u = new URL(callback);
+  return `${app.url}${u.pathname}${u.search}`;
+}
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export { Browser, location };
