@@ -478,6 +478,12 @@ export function redactResult(result: DuoMfaResult): Record<string, unknown> {
     },
     statusCode: result.statusCode,
     headers: result.headers,
-    tokens: { ...claims, id_token: hide(id_token), access_token: hide(access_token) },
+    tokens: {
+      ...claims,
+      // The nonce is single-use and spent, but it is the flow's secret: never shown (RED-01).
+      ...(claims.nonce !== undefined ? { nonce: hide(claims.nonce) } : {}),
+      id_token: hide(id_token),
+      access_token: hide(access_token),
+    },
   };
 }
