@@ -28,6 +28,7 @@ const PRODUCTION = {
   DUO_REDIRECT_URI: 'https://app.example.org/auth/duo/callback',
   SESSION_SECRET: SECRET,
   AUDIT_CHAIN_KEY: SECRET.split('').reverse().join(''),
+  DATABASE_URL: 'postgres://app@db.example.org:5432/duo',
 };
 
 function problemsOf(env: Record<string, string | undefined>): Record<string, string> {
@@ -54,6 +55,7 @@ describe(validateEnv.name, () => {
     expect(Object.keys(problems).sort()).toEqual(
       [
         'AUDIT_CHAIN_KEY',
+        'DATABASE_URL',
         'DUO_CLIENT_SECRET',
         'DUO_REDIRECT_URI',
         'PUBLIC_URL',

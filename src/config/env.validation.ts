@@ -68,6 +68,16 @@ class Invalid {
 
 const invalid = (message: string) => new Invalid(message);
 
+/** Leading or trailing spaces in a Duo credential mean a copy-paste went wrong (CFG-01). */
+const PADDED = 'must not have leading or trailing spaces (check the copy from the Duo Admin Panel)';
+
+/** Production Duo API hosts (commercial and federal); anything else only outside production (CFG-03). */
+const DUO_HOST_ALLOW_LIST =
+  /^api-[a-z0-9]{1,32}\.(?:[a-z0-9-]{1,32}\.)?duo(?:security|federal)\.com$/i;
+
+/** The path the AuthController mounts the callback on; DUO_REDIRECT_URI must point at it (CFG-04). */
+export const CALLBACK_PATH = '/auth/duo/callback';
+
 /** Values that show a secret was copied from an example and never set. */
 const PLACEHOLDER = /change[-_ ]?me|placeholder|example|replace|your[-_ ]|^x+$|^(.)\1+$/i;
 
@@ -128,6 +138,11 @@ function secret(what: string): Parser<string> {
 }
 
 const duoApiHost: Parser<string> = (raw, { production }) => {
+  if (production && !DUO_HOST_ALLOW_LIST.test(raw.trim())) {
+    return invalid(
+      'must be the API hostname of your Duo application in production: api-<id>.duosecurity.com or api-<id>.duofederal.com, without scheme, port or path',
+    );
+  }
   const parsed = parseApiHost(raw.trim(), !production);
   if ('error' in parsed) {
     return invalid(
@@ -205,12 +220,20 @@ const SCHEMA: Schema = {
     fallback: () => undefined,
   },
   DUO_CLIENT_ID: {
-    parse: (raw) => (isValidClientId(raw.trim()) ? raw.trim() : invalid(DUO_MESSAGES.clientId)),
+    parse: (raw) =>
+      raw !== raw.trim()
+        ? invalid(PADDED)
+        : isValidClientId(raw)
+          ? raw
+          : invalid(DUO_MESSAGES.clientId),
     hint: 'the Client ID from the Duo Admin Panel (or from `npm run simulator`)',
   },
   DUO_CLIENT_SECRET: {
     parse: (raw, { production }) => {
-      if (!isValidClientSecret(raw.trim())) {
+      if (raw !== raw.trim()) {
+        return invalid(PADDED);
+      }
+      if (!isValidClientSecret(raw)) {
         return invalid(DUO_MESSAGES.clientSecret);
       }
       return production && PLACEHOLDER.test(raw)
@@ -226,6 +249,9 @@ const SCHEMA: Schema = {
   DUO_REDIRECT_URI: {
     parse: (raw, { production }) => {
       const v = raw.trim();
+      if (isValidRedirectUri(v, !production) && new URL(v).pathname !== CALLBACK_PATH) {
+        return invalid(`must end in ${CALLBACK_PATH}, the route this app serves the callback on`);
+      }
       if (!isValidRedirectUri(v, !production) || (production && !v.startsWith('https://'))) {
         return invalid(
           production
@@ -335,6 +361,25 @@ export function validateEnv(raw: Raw): AppEnv {
       problems.push({ variable: name, message: result.message });
     } else {
       out[name] = result;
+    }
+  }
+  if (production) {
+    // CFG-07: TLS verification switched off process-wide would let anyone pose as Duo.
+    if (raw.NODE_TLS_REJECT_UNAUTHORIZED?.trim() === '0') {
+      problems.push({
+        variable: 'NODE_TLS_REJECT_UNAUTHORIZED',
+        message: 'must not be 0 in production (it turns off TLS certificate checks of Duo)',
+      });
+    }
+    // CFG-08: the audit trail must live in PostgreSQL in production (SQLite is one local file).
+    const db = out.DATABASE_URL as string | undefined;
+    if (db === undefined || /^sqlite:/i.test(db)) {
+      if (!problems.some((p) => p.variable === 'DATABASE_URL')) {
+        problems.push({
+          variable: 'DATABASE_URL',
+          message: 'must be a postgres:// URL in production (SQLite is for development and tests)',
+        });
+      }
     }
   }
   if (problems.length > 0) {
