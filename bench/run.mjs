@@ -1,0 +1,183 @@
+// `npm run bench`: builds (npm script), then runs every bench in turn, each in its own process, and
+// writes bench/results.json with every figure and its ratio against the targets of the operate
+// issue. Needs PostgreSQL and Redis on 127.0.0.1 (see bench/README.md).
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const here = (f) => fileURLToPath(new URL(f, import.meta.url));
+const started = Date.now();
+
+/** [name, script, args, results file, time limit in s] */
+const BENCHES = [
+  ['client', 'client.mjs', [], 'results-client.json', 120],
+  ['stores', 'pending-memory.mjs', [], 'results-stores.json', 180],
+  ['simulator', 'simulator.mjs', [], 'results-simulator.json', 120],
+  ['guarded', 'guarded.mjs', [], 'results-guarded.json', 180],
+  ['signons', 'signons.mjs', [], 'results-signons.json', 240],
+  ['audit', 'audit.mjs', [], 'results-audit.json', 240],
+];
+
+const runs = {};
+const figures = {};
+for (const [name, script, args, file, limit] of BENCHES) {
+  const t0 = Date.now();
+  console.log(`\n=== ${name} (bench/${script}) ===`);
+  const r = spawnSync(process.execPath, [here(script), ...args], {
+    stdio: 'inherit',
+    timeout: limit * 1000,
+    killSignal: 'SIGKILL',
+  });
+  const seconds = Math.round((Date.now() - t0) / 100) / 10;
+  const ok = r.status === 0;
+  runs[name] = { ok, seconds, ...(ok ? {} : { exit: r.status, signal: r.signal }) };
+  if (ok) {
+    figures[name] = JSON.parse(readFileSync(here(file), 'utf8'));
+  } else {
+    console.error(
+      `!! ${name} failed (exit ${r.status}, signal ${r.signal}); its figures are missing`,
+    );
+  }
+}
+
+const get = (path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), figures);
+const ratio = (a, b) =>
+  typeof a === 'number' && typeof b === 'number' && b !== 0 ? Number((a / b).toFixed(3)) : null;
+
+/** Each target: the measured value, the bound and whether it is met (null: not measured). */
+function target(name, value, op, bound, unit, note) {
+  const met = typeof value !== 'number' ? null : op === '>=' ? value >= bound : value < bound;
+  return {
+    name,
+    value: value ?? null,
+    target: `${op} ${bound}${unit}`,
+    met,
+    ...(note ? { note } : {}),
+  };
+}
+
+const callbackOwn = [
+  get('signons.sqlite.latency.callbackServerSide.ownMs.p99'),
+  get('signons.postgres.latency.callbackServerSide.ownMs.p99'),
+];
+const scale2 = get('signons.scale')?.find((s) => s.instances === 2);
+const scale3 = get('signons.scale')?.find((s) => s.instances === 3);
+const targets = [
+  target('authorize URL, ours / official SDK', get('client.authUrl.ratio'), '>=', 1.5, 'x'),
+  target('id_token verification, ours / official SDK', get('client.verify.ratio'), '>=', 1.5, 'x'),
+  target('guarded / public route, memory sessions', get('guarded.memory.ratio'), '>=', 0.85, 'x'),
+  target('guarded / public route, Redis sessions', get('guarded.redis.ratio'), '>=', 0.6, 'x'),
+  target('callback handling p99 without the simulator, SQLite', callbackOwn[0], '<', 25, ' ms'),
+  target('callback handling p99 without the simulator, PostgreSQL', callbackOwn[1], '<', 25, ' ms'),
+  target('sign-ons per app CPU-second, 2 instances / 1', scale2?.perCpuRatioVsOne, '>=', 0.9, 'x'),
+  target(
+    '100,000 pending logins in memory',
+    get('stores.heap.pendingLoginsMemory.mb'),
+    '<',
+    100,
+    ' MB',
+  ),
+];
+
+const results = {
+  when: new Date().toISOString(),
+  node: process.version,
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    loadAverageAtEnd: loadavg().map((l) => Number(l.toFixed(2))),
+  },
+  totalSeconds: Math.round((Date.now() - started) / 1000),
+  runs,
+  targets,
+  summary: {
+    client: { authUrlPerSec: get('client.authUrl'), verifyPerSec: get('client.verify') },
+    guarded: { memory: get('guarded.memory'), redis: get('guarded.redis') },
+    signOns: {
+      sqlite: get('signons.sqlite'),
+      postgres: get('signons.postgres'),
+      postgresOverSqlite: ratio(
+        get('signons.postgres.throughput.perSecond'),
+        get('signons.sqlite.throughput.perSecond'),
+      ),
+    },
+    scale: {
+      instances: get('signons.scale'),
+      twoOverOnePerCpu: scale2?.perCpuRatioVsOne ?? null,
+      threeOverOnePerCpu: scale3?.perCpuRatioVsOne ?? null,
+      twoOverOneThroughput: scale2?.throughputRatioVsOne ?? null,
+      threeOverOneThroughput: scale3?.throughputRatioVsOne ?? null,
+    },
+    pendingLogins100k: get('stores.heap'),
+    storesOpsPerSec: get('stores.opsPerSec'),
+    simulator: figures.simulator
+      ? {
+          tokenExchangesPerSecond: get('simulator.tokenExchangesPerSecond'),
+          workers: get('simulator.workers'),
+        }
+      : null,
+    audit: figures.audit
+      ? { query: get('audit.query'), append: get('audit.append'), targets: get('audit.targets') }
+      : null,
+  },
+  raw: figures,
+};
+writeFileSync(here('results.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+console.log(
+  `\n=== summary (${results.totalSeconds} s; load average at end ${results.machine.loadAverageAtEnd.join(' ')}) ===`,
+);
+const fmt = (v) => (typeof v === 'number' ? v : '—');
+const rows = [
+  [
+    'authorize URLs/s ours | SDK',
+    `${fmt(get('client.authUrl.ours'))} | ${fmt(get('client.authUrl.sdk'))}`,
+  ],
+  [
+    'id_token verifies/s ours | SDK',
+    `${fmt(get('client.verify.ours'))} | ${fmt(get('client.verify.sdk'))}`,
+  ],
+  [
+    'route req/s public | guarded (memory)',
+    `${fmt(get('guarded.memory.publicRps'))} | ${fmt(get('guarded.memory.guardedRps'))}`,
+  ],
+  [
+    'route req/s public | guarded (Redis)',
+    `${fmt(get('guarded.redis.publicRps'))} | ${fmt(get('guarded.redis.guardedRps'))}`,
+  ],
+  [
+    'sign-ons/s SQLite | PostgreSQL',
+    `${fmt(get('signons.sqlite.throughput.perSecond'))} | ${fmt(get('signons.postgres.throughput.perSecond'))}`,
+  ],
+  [
+    'sign-on p50/p99 ms SQLite',
+    `${fmt(get('signons.sqlite.throughput.signOnMs.p50'))} / ${fmt(get('signons.sqlite.throughput.signOnMs.p99'))}`,
+  ],
+  [
+    'sign-on p50/p99 ms PostgreSQL',
+    `${fmt(get('signons.postgres.throughput.signOnMs.p50'))} / ${fmt(get('signons.postgres.throughput.signOnMs.p99'))}`,
+  ],
+  ...(get('signons.scale') ?? []).map((s) => [
+    `${s.instances} instance(s): sign-ons/s | per app CPU-s`,
+    `${s.perSecond} | ${s.signOnsPerAppCpuSecond} (${s.perCpuRatioVsOne}x of one)`,
+  ]),
+  ['simulator token exchanges/s', fmt(get('simulator.tokenExchangesPerSecond'))],
+  ['audit appends/s (1 writer, 16 in flight)', fmt(get('audit.append.oneWriter16InFlightPerSec'))],
+  ['audit filtered query p95 ms (1M events)', fmt(get('audit.query.filteredP95Ms'))],
+];
+console.table(Object.fromEntries(rows.map(([k, v]) => [k, { value: v }])));
+console.table(
+  Object.fromEntries(
+    targets.map((t) => [
+      t.name,
+      {
+        value: t.value,
+        target: t.target,
+        met: t.met === null ? 'not measured' : t.met ? 'yes' : 'NO',
+      },
+    ]),
+  ),
+);
+console.log('wrote bench/results.json');
+process.exit(Object.values(runs).every((r) => r.ok) ? 0 : 1);
