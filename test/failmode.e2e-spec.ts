@@ -26,6 +26,8 @@ beforeAll(async () => {
     ...NO_RATE_LIMITS,
     DUO_TIMEOUT_MS: '300',
     DUO_HEALTH_CACHE_MS: '0',
+    // Every fault must reach the health check itself, not a circuit opened by the previous ones.
+    DUO_BREAKER_THRESHOLD: '1000',
   };
   [closed, open] = await Promise.all([startApp(duo), startApp({ ...duo, DUO_FAILMODE: 'open' })]);
 });

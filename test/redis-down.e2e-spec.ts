@@ -95,7 +95,7 @@ describe('Redis unreachable', () => {
   });
 
   it('should keep public routes that need no store working', async () => {
-    expect((await fetch(`${app.url}/health`)).status).toBe(200);
+    expect((await fetch(`${app.url}/health/live`)).status).toBe(200);
     expect((await fetch(`${app.url}/`)).status).toBe(200);
   });
 });

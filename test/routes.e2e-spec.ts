@@ -45,6 +45,11 @@ const REVIEWED_PUBLIC = new Set([
   'GET /auth/duo/callback',
   'POST /logout',
   'GET /health',
+  // Operations: liveness/readiness probes (no user data) and Prometheus metrics (its own
+  // METRICS_TOKEN bearer check, METRICS_ENABLED switch).
+  'GET /health/live',
+  'GET /health/ready',
+  'GET /metrics',
 ]);
 
 interface NestRoute {
