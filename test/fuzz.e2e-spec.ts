@@ -124,9 +124,13 @@ function enc(s: string): string {
     return s.replace(/[&#\s]/g, '');
   }
   // Lone surrogates cannot be percent-encoded as UTF-8: send their code units' bytes instead.
-  return s.isWellFormed()
-    ? encodeURIComponent(s)
-    : [...Buffer.from(s, 'utf16le')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+  try {
+    return encodeURIComponent(s);
+  } catch {
+    return [...Buffer.from(s, 'utf16le')]
+      .map((b) => `%${b.toString(16).padStart(2, '0')}`)
+      .join('');
+  }
 }
 
 function randomQuery(validish: boolean): string {

@@ -85,10 +85,11 @@ describe('CSRF protection of state-changing requests', () => {
     const app = await boot();
     const browser = new Browser();
     const token = await browser.csrfToken(app.url);
-    for (const headers of [
+    const crossSite: Record<string, string>[] = [
       { origin: 'https://evil.example' },
       { 'sec-fetch-site': 'cross-site' },
-    ]) {
+    ];
+    for (const headers of crossSite) {
       const res = await browser.fetch(`${app.url}/login`, {
         method: 'POST',
         body: `username=alice&_csrf=${token}`,
