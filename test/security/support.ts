@@ -207,6 +207,10 @@ export async function startStack(
     RATE_LIMIT_LOGIN_PER_IP: '100000',
     RATE_LIMIT_CALLBACK_PER_IP: '100000',
     ...env,
+  }).catch(async (err: unknown) => {
+    await proxy.stop();
+    await sim.close();
+    throw err;
   });
   return {
     sim,
