@@ -164,7 +164,7 @@ describe('MUL: multi-instance behaviour', () => {
     expect((await me(browser, b.url)).status).toBe(200);
     const stolen = new Browser();
     browser.cookies.forEach((v, k) => stolen.cookies.set(k, v));
-    const fields = await (async () => {
+    const fields: Record<string, string> = await (async () => {
       const page = await (await browser.fetch(`${a.url}/result`)).text();
       const csrf = /name="_csrf" value="([^"]*)"/.exec(page)?.[1];
       return csrf ? { _csrf: csrf } : {};
