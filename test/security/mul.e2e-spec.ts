@@ -167,7 +167,11 @@ describe('MUL: multi-instance behaviour', () => {
     const fields: Record<string, string> = await (async () => {
       const page = await (await browser.fetch(`${a.url}/result`)).text();
       const csrf = /name="_csrf" value="([^"]*)"/.exec(page)?.[1];
-      return csrf ? { _csrf: csrf } : {};
+      const out: Record<string, string> = {};
+      if (csrf) {
+        out._csrf = csrf;
+      }
+      return out;
     })();
     expect((await browser.postForm(`${a.url}/logout`, fields)).status).toBe(303);
     expect((await me(stolen, b.url)).status).toBe(401);
