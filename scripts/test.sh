@@ -8,4 +8,4 @@ npm run --silent check || exit 1
 npm run --silent lint || exit 1
 npm run --silent build || exit 1
 node --experimental-vm-modules --disable-warning=ExperimentalWarning node_modules/jest/bin/jest.js \
-  --json --outputFile=test-output/jest.json "$@"
+  --json --outputFile=test-output/jest.json --forceExit "$@"
