@@ -1,38 +1,22 @@
-import { randomBytes, webcrypto } from 'node:crypto';
-import { CompactSign } from 'jose';
+import { createHmac, randomBytes } from 'node:crypto';
 import { DUO_JWT_LIFETIME_SEC, DUO_RANDOM_BYTES, DUO_SIG_ALG } from './duo.constants.js';
 
-type CryptoKey = webcrypto.CryptoKey;
-
-const encoder = new TextEncoder();
 const HEADER = { alg: DUO_SIG_ALG, typ: 'JWT' } as const;
-
-export type { CryptoKey };
-
-/** The HMAC key: the UTF-8 bytes of the client secret, imported once per client. */
-export function importDuoKey(clientSecret: string): Promise<CryptoKey> {
-  return webcrypto.subtle.importKey(
-    'raw',
-    encoder.encode(clientSecret),
-    { name: 'HMAC', hash: 'SHA-512' },
-    false,
-    ['sign', 'verify'],
-  );
-}
+const HEADER_B64 = Buffer.from(JSON.stringify(HEADER)).toString('base64url');
 
 /** 256 random bits from the CSPRNG as 43 base64url characters (never standard base64: Duo #28). */
 export function randomToken(): string {
   return randomBytes(DUO_RANDOM_BYTES).toString('base64url');
 }
 
-/** Signs claims as a compact HS512 JWS with the header Duo's SDKs send; claim order is kept. */
-export function signHs512(
-  claims: Record<string, unknown>,
-  key: CryptoKey | Uint8Array,
-): Promise<string> {
-  return new CompactSign(encoder.encode(JSON.stringify(claims)))
-    .setProtectedHeader(HEADER)
-    .sign(key);
+/**
+ * Signs claims as a compact HS512 JWS with the header Duo's SDKs send; claim order is kept. The key
+ * is the UTF-8 bytes of the client secret. HMAC runs synchronously in node:crypto (WebCrypto would
+ * add a key import and a thread-pool hop per token).
+ */
+export function signHs512(claims: Record<string, unknown>, key: string | Uint8Array): string {
+  const input = `${HEADER_B64}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha512', key).update(input).digest('base64url')}`;
 }
 
 /** Claims of a client assertion (OIDC client_secret_jwt): `aud` is the exact endpoint URL. */
