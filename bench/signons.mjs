@@ -20,6 +20,7 @@ import {
 } from './lib.mjs';
 
 const SECONDS = Number(process.env.BENCH_SIGNON_S ?? 6);
+const WARMUP_MS = Number(process.env.BENCH_SIGNON_WARMUP_MS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_SIGNON_CONCURRENCY ?? 16);
 const LATENCY_CONCURRENCY = Number(process.env.BENCH_LATENCY_CONCURRENCY ?? 2);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_S ?? 3);
@@ -106,7 +107,7 @@ async function scale(n) {
     const load = await signOnLoad(proxy.url, {
       concurrency: CONCURRENCY,
       durationMs: SECONDS * 1000,
-      warmupMs: 2000,
+      warmupMs: WARMUP_MS,
       onStart: () => (cpu0 = apps.map((a) => cpuSeconds(a.pid))),
       onStop: () => (cpu = apps.reduce((sum, a, i) => sum + cpuSeconds(a.pid) - cpu0[i], 0)),
     });

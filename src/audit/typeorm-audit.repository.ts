@@ -82,6 +82,9 @@ interface HeadRowRaw {
   mac: string;
 }
 
+/** How long an instance that lost a race for the chain head appends lock-first. */
+const CONTENTION_BACKOFF_MS = 5_000;
+
 @Injectable()
 export class TypeOrmAuditRepository extends AuditRepository {
   private readonly dataSource: DataSource;
@@ -89,6 +92,8 @@ export class TypeOrmAuditRepository extends AuditRepository {
   private readonly postgres: boolean;
   private headReady: Promise<void> | null = null;
   /** The head as this instance last saw it (PostgreSQL single appends); a guess, checked in SQL. */
+  /** Until when appends skip the optimistic statement (another instance won a race lately). */
+  private contendedUntil = 0;
   private cachedHead: { seq: number; hash: string } | null = null;
   private readonly queue: {
     record: AuditRecord;
@@ -173,6 +178,14 @@ export class TypeOrmAuditRepository extends AuditRepository {
    * and returns the current head; the row is re-linked and tried again.
    */
   private async appendOnePostgres(record: AuditRecord): Promise<AuditRow> {
+    if (Date.now() < this.contendedUntil) {
+      // Other instances are appending too: the cached head is stale more often than not, so the
+      // optimistic statement would mostly be wasted work. Go straight to the lock-first path.
+      const [row] = await this.appendPostgres([record]);
+      if (row) {
+        return row;
+      }
+    }
     let head = this.cachedHead ?? (await this.readHeadForAppend());
     // Normally one pass: the fast statement, or (after losing a race) the lock-first transaction.
     for (let attempt = 0; attempt < 3; attempt += 1) {
@@ -214,7 +227,9 @@ export class TypeOrmAuditRepository extends AuditRepository {
           return existing;
         }
       }
-      // Another instance appended first: take the lock-first path, which cannot lose again.
+      // Another instance appended first: take the lock-first path, which cannot lose again, and
+      // keep taking it for a while.
+      this.contendedUntil = Date.now() + CONTENTION_BACKOFF_MS;
       this.cachedHead = fresh;
       const [viaLock] = await this.appendPostgres([record]);
       if (viaLock) {
