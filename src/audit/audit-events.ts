@@ -2,25 +2,15 @@
  * The audit event catalogue: every event the flows may record, its outcome, and the reason codes.
  * Recording an event is type-checked against this file (see AuditEventInput).
  */
-import type { DuoAuthContext, DuoAuthResult, DuoErrorCode } from '../duo/index.js';
+import {
+  DUO_AUTH_EVENT_TYPES,
+  type DuoAuthContext,
+  type DuoAuthResult,
+  type DuoErrorCode,
+} from '../duo/index.js';
 
-export const AUDIT_EVENT_TYPES = [
-  'mfa_started',
-  'mfa_succeeded',
-  'mfa_denied',
-  'mfa_failed',
-  'mfa_unavailable',
-  'mfa_failopen',
-  'mfa_abandoned',
-  'mfa_expired',
-  'session_created',
-  'session_logout',
-  'session_expired',
-  'access_denied',
-  'rate_limited',
-  'input_validation_failed',
-  'audit_spool_replayed',
-] as const;
+/** Every auth event of the Duo library, plus the audit trail's own. */
+export const AUDIT_EVENT_TYPES = [...DUO_AUTH_EVENT_TYPES, 'audit_spool_replayed'] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

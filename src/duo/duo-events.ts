@@ -1,24 +1,29 @@
 import type { DuoErrorCode } from './duo.errors.js';
 import type { DuoMfaResult } from './duo.types.js';
 
-/** The auth events the library reports through `onEvent`; the audit trail stores them. */
-export type DuoAuthEventType =
-  | 'mfa_started'
-  | 'mfa_succeeded'
-  | 'mfa_failed'
-  | 'mfa_denied'
-  | 'mfa_unavailable'
-  | 'mfa_failopen'
-  | 'mfa_abandoned'
-  | 'mfa_expired'
-  | 'session_created'
-  | 'session_logout'
-  | 'session_expired'
-  | 'access_denied'
-  /** A request the app or library refused as malformed or forged (bad parameters, CSRF). */
-  | 'input_validation_failed'
-  /** A request refused by a rate limit (the reason names the limit). */
-  | 'rate_limited';
+/**
+ * The auth events the library reports through `onEvent`; the audit trail stores them.
+ * `input_validation_failed`: a request refused as malformed or forged (bad parameters, CSRF);
+ * `rate_limited`: a request refused by a rate limit (the reason names the limit).
+ */
+export const DUO_AUTH_EVENT_TYPES = [
+  'mfa_started',
+  'mfa_succeeded',
+  'mfa_failed',
+  'mfa_denied',
+  'mfa_unavailable',
+  'mfa_failopen',
+  'mfa_abandoned',
+  'mfa_expired',
+  'session_created',
+  'session_logout',
+  'session_expired',
+  'access_denied',
+  'input_validation_failed',
+  'rate_limited',
+] as const;
+
+export type DuoAuthEventType = (typeof DUO_AUTH_EVENT_TYPES)[number];
 
 export interface DuoAuthEvent {
   type: DuoAuthEventType;

@@ -49,7 +49,7 @@ export { DuoHealthService, type DuoHealth } from './duo-health.service.js';
 export { DuoSessionService } from './duo-session.service.js';
 export { DuoExceptionFilter } from './duo-exception.filter.js';
 export type { DuoStrategyOutcome } from './passport-duo.strategy.js';
-export type { DuoAuthEvent, DuoAuthEventType } from './duo-events.js';
+export { DUO_AUTH_EVENT_TYPES, type DuoAuthEvent, type DuoAuthEventType } from './duo-events.js';
 export {
   DUO_OPTIONS,
   DUO_PENDING_LOGIN_STORE,

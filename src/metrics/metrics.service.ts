@@ -7,12 +7,12 @@ import {
   Registry,
   type CounterConfiguration,
 } from 'prom-client';
-import type {
-  DuoAuthEvent,
-  DuoAuthEventType,
-  DuoCallEndpoint,
-  DuoCallObserver,
-  DuoErrorCode,
+import {
+  DUO_AUTH_EVENT_TYPES,
+  type DuoAuthEvent,
+  type DuoCallEndpoint,
+  type DuoCallObserver,
+  type DuoErrorCode,
 } from '../duo/index.js';
 
 /** Where the gauges read their values at scrape time (bound by the app once the stores exist). */
@@ -27,21 +27,7 @@ export interface MetricsSources {
   circuitState?: () => 'closed' | 'open' | 'half_open';
 }
 
-const EVENT_TYPES = [
-  'mfa_started',
-  'mfa_succeeded',
-  'mfa_failed',
-  'mfa_denied',
-  'mfa_unavailable',
-  'mfa_failopen',
-  'mfa_abandoned',
-  'mfa_expired',
-  'session_created',
-  'session_logout',
-  'session_expired',
-  'access_denied',
-] as const satisfies readonly DuoAuthEventType[];
-const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(DUO_AUTH_EVENT_TYPES);
 const OUTCOMES: ReadonlySet<string> = new Set(['success', 'failure', 'info']);
 const DUO_ENDPOINTS: ReadonlySet<DuoCallEndpoint> = new Set(['health_check', 'token']);
 
