@@ -283,6 +283,42 @@ function assemble(
   return { id, ...core, groups: [...core.groups], ...times, data };
 }
 
+/**
+ * A session whose `data` is parsed from JSON on first read: guards that only check identity and
+ * timestamps never pay for it, and every caller still gets its own copy.
+ */
+function assembleLazy(
+  id: string,
+  core: SessionCore,
+  times: SessionTimes,
+  dataJson: string,
+): MfaSession {
+  const session = assemble(id, core, times, {});
+  Object.defineProperty(session, 'data', {
+    configurable: true,
+    enumerable: true,
+    get(this: MfaSession) {
+      const data = JSON.parse(dataJson) as Record<string, unknown>;
+      Object.defineProperty(this, 'data', {
+        value: data,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+      return data;
+    },
+    set(this: MfaSession, value: Record<string, unknown>) {
+      Object.defineProperty(this, 'data', {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    },
+  });
+  return session;
+}
+
 interface MemoryEntry {
   core: SessionCore;
   times: SessionTimes;
@@ -333,7 +369,7 @@ export class MemorySessionStore implements SessionStore {
         this.#byUser.set(core.username, set);
       }
       set.add(hash);
-      return assemble(id, core, { ...times }, JSON.parse(dataJson) as Record<string, unknown>);
+      return assembleLazy(id, core, { ...times }, dataJson);
     });
   }
 
@@ -407,12 +443,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   #toSession(id: string, entry: MemoryEntry): MfaSession {
-    return assemble(
-      id,
-      entry.core,
-      { ...entry.times },
-      JSON.parse(entry.dataJson) as Record<string, unknown>,
-    );
+    return assembleLazy(id, entry.core, { ...entry.times }, entry.dataJson);
   }
 
   #delete(hash: string): boolean {
