@@ -245,6 +245,8 @@ export async function startAppProcess(env) {
       PORT: String(port),
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // e.g. BENCH_APP_EXEC_ARGV='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the app processes
+    execArgv: process.env.BENCH_APP_EXEC_ARGV ? process.env.BENCH_APP_EXEC_ARGV.split(' ') : [],
   });
   const pending = new Map();
   let seq = 0;
