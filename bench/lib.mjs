@@ -131,8 +131,19 @@ export async function signOn(browser, appUrl, username) {
 /** N virtual users loop sign-ons for durationMs; returns rates and latency percentiles. */
 export async function signOnLoad(
   appUrl,
-  { concurrency, durationMs, warmupMs = 1000, prefix = 'u', onStart = () => {}, onStop = () => {} },
+  {
+    concurrency,
+    durationMs,
+    warmupMs = 1000,
+    prefix = 'u',
+    ratePerSecond = 0,
+    onStart = () => {},
+    onStop = () => {},
+  },
 ) {
+  // With ratePerSecond, the workers together offer that many sign-ons per second (paced), instead
+  // of as many as the machine can take.
+  const interval = ratePerSecond > 0 ? (concurrency * 1000) / ratePerSecond : 0;
   const totals = [];
   const callbacks = [];
   let failures = 0;
@@ -141,7 +152,15 @@ export async function signOnLoad(
   const worker = async (w) => {
     const browser = new Browser();
     let i = 0;
+    let next = performance.now() + (interval * w) / concurrency;
     while (!stop) {
+      if (interval > 0) {
+        const wait = next - performance.now();
+        if (wait > 0) {
+          await sleep(wait);
+        }
+        next = Math.max(next + interval, performance.now());
+      }
       try {
         const t = await signOn(browser, appUrl, `${prefix}${w}x${i++ % 50}`);
         if (measuring) {
