@@ -11,7 +11,7 @@ import {
 } from '../src/audit/index.js';
 import type { DuoAuthContext } from '../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { ENGINES, createTestDatabase, type TestDatabase } from './support/audit-db.js';
 
 // The audit read API over real HTTP, with real sign-ons through the simulator, on SQLite and on
@@ -152,9 +152,7 @@ describe.each(ENGINES)('audit API on %s', (engine) => {
     sim = await startSimulator({ port: 0, auto: 'allow' });
     db = await createTestDatabase(engine);
     app = await startApp({
-      DUO_CLIENT_ID: sim.clientId,
-      DUO_CLIENT_SECRET: sim.clientSecret,
-      DUO_API_HOST: sim.url,
+      ...simulatorEnv(sim),
       DATABASE_URL: db.url,
       AUDIT_ADMIN_USERS: 'alice',
     });

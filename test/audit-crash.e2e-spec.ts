@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, freePort, location } from './utils/app-harness.js';
+import { Browser, freePort, location, simulatorEnv } from './utils/app-harness.js';
 import {
   adminQuery,
   auditRepository,
@@ -157,9 +157,7 @@ describe('audit event durability when the app process is killed (PostgreSQL)', (
       PUBLIC_URL: url,
       LOG_LEVEL: 'warn',
       INSTANCE_ID,
-      DUO_CLIENT_ID: sim.clientId,
-      DUO_CLIENT_SECRET: sim.clientSecret,
-      DUO_API_HOST: sim.url,
+      ...simulatorEnv(sim),
       DATABASE_URL: db.url,
       SESSION_SECRET: 'crash-test-session-secret-0123456789abcdef',
       AUDIT_CHAIN_KEY: CHAIN_KEY,

@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { AuditRepository, type AuditEventType } from '../src/audit/index.js';
 import type { DuoAuthContext } from '../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { startApp, type RunningApp } from './utils/app-harness.js';
+import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { launchChromium, screenshotter } from './utils/browser.js';
 
 // The audit page in a real browser (Debian's Chromium): alice signs on through the simulator's
@@ -55,9 +55,7 @@ async function bars(p: Page): Promise<{ count: number; cls: string | null }[]> {
 beforeAll(async () => {
   sim = await startSimulator({ port: 0 });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     AUDIT_ADMIN_USERS: 'alice',
   });
   const repo = app.app.get(AuditRepository);

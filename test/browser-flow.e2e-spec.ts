@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { DuoFlowService } from '../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { startApp, type RunningApp } from './utils/app-harness.js';
+import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { launchChromium, screenshotter } from './utils/browser.js';
 
 // The seed's flow in a real browser (Debian's Chromium): sign-on form, the simulator's Universal
@@ -22,9 +22,7 @@ async function clickTo(page: Page, selector: string, to: (u: URL) => boolean): P
 beforeAll(async () => {
   sim = await startSimulator({ port: 0 });
   const duo = {
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
   };
   app = await startApp(duo);
   buttonApp = await startApp({

@@ -7,7 +7,7 @@ import {
   type SessionStore,
 } from '../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -30,9 +30,7 @@ let app: RunningApp;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     ...NO_RATE_LIMITS,
     DUO_PENDING_TTL_MS: String(PENDING_TTL_MS),
     SESSION_IDLE_TIMEOUT_MS: String(IDLE_MS),

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -20,9 +20,7 @@ let open: RunningApp;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   const duo = {
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     ...NO_RATE_LIMITS,
     DUO_TIMEOUT_MS: '300',
     DUO_HEALTH_CACHE_MS: '0',

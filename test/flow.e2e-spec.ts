@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '../src/audit/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // The seed's sign-on flow over real HTTP: the app and the simulator, each on its own port.
 let sim: RunningSimulator;
@@ -10,9 +10,7 @@ let app: RunningApp;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
   });
 });
 afterAll(async () => {
@@ -66,7 +64,11 @@ describe('sign-on flow against the simulator', () => {
     const audit = app.app.get(AuditRepository);
     const { items } = await audit.findPage({ username: 'alice' }, undefined, 50);
     const succeeded = items.find((e) => e.type === 'mfa_succeeded');
-    expect(succeeded).toMatchObject({ outcome: 'success', username: 'alice', factor: expect.any(String) });
+    expect(succeeded).toMatchObject({
+      outcome: 'success',
+      username: 'alice',
+      factor: expect.any(String),
+    });
     expect(succeeded?.txid).toMatch(/^[0-9a-f-]{36}$/);
     expect(items.some((e) => e.type === 'mfa_started')).toBe(true);
     expect(JSON.stringify(items)).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);

@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // Issue 6 part 6: at least 10,000 generated sign-on and callback requests (random, malformed and
 // oversized parameters, duplicated and nested keys, odd encodings, bad methods and content types)
@@ -24,9 +24,7 @@ let token = '';
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
   });
   const browser = new Browser();
   token = await browser.csrfToken(app.url);

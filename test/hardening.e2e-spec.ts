@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { AuditRepository } from '../src/audit/index.js';
 import { DuoCircuitBreaker } from '../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // The defences of issue 6 part 2-4 that the case families lean on: CSRF, security headers,
 // correlation ids, the strict login parser, the circuit breaker, bounded outbound concurrency and
@@ -26,9 +26,7 @@ afterAll(async () => {
 
 async function boot(env: Record<string, string> = {}): Promise<RunningApp> {
   const app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     ...env,
   });
   apps.push(app);

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { createPgDatabase, openDataSource, type TestDatabase } from './support/audit-db.js';
-import { Browser, freePort, location } from './utils/app-harness.js';
+import { Browser, freePort, location, simulatorEnv } from './utils/app-harness.js';
 import {
   JSON_ACCEPT,
   NO_RATE_LIMITS,
@@ -51,9 +51,7 @@ async function startInstance(name: 'a' | 'b', extra: Record<string, string>): Pr
     PUBLIC_URL: lb.url,
     DUO_REDIRECT_URI: `${lb.url}/auth/duo/callback`,
     INSTANCE_ID: `inst-${name}`,
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     SESSION_SECRET: 'multi-instance-session-secret-0123456789ab',
     AUDIT_CHAIN_KEY: 'multi-instance-audit-chain-key-0123456789ab',
     AUDIT_SPOOL_DIR: join(workDir, `spool-${name}`),

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { DuoHealthService } from '../src/duo/index.js';
 import { createPgDatabase, type TestDatabase } from './support/audit-db.js';
-import { Browser, freePort, location, startApp, type RunningApp } from './utils/app-harness.js';
+import {
+  Browser,
+  freePort,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './utils/app-harness.js';
 
 // Health, readiness and metrics of the real app against the simulator, SQLite, PostgreSQL and Redis.
 const METRICS_TOKEN = 'metrics-token-0123456789abcdefghijklmnop';
@@ -13,9 +20,7 @@ const apps: RunningApp[] = [];
 
 async function boot(env: Record<string, string> = {}): Promise<RunningApp> {
   const app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     REDIS_KEY_PREFIX: `operate-${process.pid}-${apps.length}:`,
     ...env,
   });

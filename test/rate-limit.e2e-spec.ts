@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Redis } from 'ioredis';
 import { AuditRepository } from '../src/audit/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // Case family RL (security-cases.md §2.10): rate limits on sign-on start (per IP, per username)
 // and on the callback (per IP), in memory and shared across instances through real Redis.
@@ -26,9 +26,7 @@ afterAll(async () => {
 
 async function boot(env: Record<string, string>): Promise<RunningApp> {
   const app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     ...env,
   });
   apps.push(app);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '../src/audit/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // Case family RDR (security-cases.md §2.3): redirect handling and callback parameters, over HTTP
 // against the real app and the simulator. The default page after sign-on is /result.
@@ -12,9 +12,7 @@ const JSON_ACCEPT = { accept: 'application/json' };
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
   });
 });
 afterAll(async () => {

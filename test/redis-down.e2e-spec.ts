@@ -6,7 +6,7 @@ import {
   type NormalizedDuoModuleOptions,
 } from '../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -24,9 +24,7 @@ let app: RunningApp;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     REDIS_URL: 'redis://127.0.0.1:1',
     ...NO_RATE_LIMITS,
   });

@@ -10,7 +10,7 @@ import {
 } from '../src/duo/index.js';
 import { DUO_PUBLIC } from '../src/duo/duo.decorators.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn } from './utils/duo-flow.js';
 
 // Guards (issue part 4): every route of the running app is either @Public() or behind the global
@@ -21,9 +21,7 @@ let app: RunningApp;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });
   app = await startApp({
-    DUO_CLIENT_ID: sim.clientId,
-    DUO_CLIENT_SECRET: sim.clientSecret,
-    DUO_API_HOST: sim.url,
+    ...simulatorEnv(sim),
     ...NO_RATE_LIMITS,
   });
 });

@@ -21,7 +21,7 @@ import type { Browser as Chromium } from 'playwright-core';
 import { DUO_SESSION_STORE, type SessionStore } from '../../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/index.js';
 import { createPgDatabase, type TestDatabase } from '../support/audit-db.js';
-import { startApp, type RunningApp } from '../utils/app-harness.js';
+import { startApp, type RunningApp, simulatorEnv } from '../utils/app-harness.js';
 import { launchChromium } from '../utils/browser.js';
 import {
   auditOf,
@@ -81,9 +81,7 @@ describe('SES: session security', () => {
   it('SES-04 should set __Host-, Secure, HttpOnly, Path=/, no Domain, SameSite=Lax, small signed 256-bit cookies', async () => {
     const sim = await startSimulator({ auto: 'allow' });
     const app = await startApp({
-      DUO_CLIENT_ID: sim.clientId,
-      DUO_CLIENT_SECRET: sim.clientSecret,
-      DUO_API_HOST: sim.url,
+      ...simulatorEnv(sim),
       PUBLIC_URL: 'https://app.test',
       DUO_REDIRECT_URI: 'https://app.test/auth/duo/callback',
       DUO_PENDING_TTL_MS: '300000',

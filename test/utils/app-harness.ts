@@ -19,6 +19,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The DUO_* variables that point the app at a running simulator. */
+export function simulatorEnv(sim: { clientId: string; clientSecret: string; url: string }) {
+  return {
+    DUO_CLIENT_ID: sim.clientId,
+    DUO_CLIENT_SECRET: sim.clientSecret,
+    DUO_API_HOST: sim.url,
+  };
+}
+
 export interface RunningApp {
   url: string;
   app: NestExpressApplication;
