@@ -55,6 +55,15 @@ function sessionClockAhead(offset: () => number): void {
 const sweepAfterTtl = () =>
   app.app.get(DuoFlowService).sweepAbandoned(Date.now() + PENDING_TTL_MS + 1);
 
+/** From now on the app takes pending logins as if their TTL had passed (no sleeping). */
+function takeAfterTtl(): void {
+  const pending = app.app.get<PendingLoginStore>(DUO_PENDING_LOGIN_STORE);
+  const take = pending.take.bind(pending);
+  jest
+    .spyOn(pending, 'take')
+    .mockImplementation((state, now) => take(state, now ?? Date.now() + PENDING_TTL_MS + 1));
+}
+
 describe('abandoned and expired sign-ons', () => {
   it('should record mfa_abandoned when the user denied at Duo and never came back', async () => {
     const username = uniqueUser('deny');
@@ -99,11 +108,7 @@ describe('abandoned and expired sign-ons', () => {
     const username = uniqueUser('late');
     const browser = new Browser();
     const callback = await signOnToCallback(browser, app.url, username);
-    const pending = app.app.get<PendingLoginStore>(DUO_PENDING_LOGIN_STORE);
-    const take = pending.take.bind(pending);
-    jest
-      .spyOn(pending, 'take')
-      .mockImplementation((state, now) => take(state, now ?? Date.now() + PENDING_TTL_MS + 1));
+    takeAfterTtl();
     const tokenCalls = sim.control.stats().token;
 
     const json = await browser.fetch(callback, { headers: JSON_ACCEPT });
@@ -125,11 +130,7 @@ describe('abandoned and expired sign-ons', () => {
     const username = uniqueUser('late-html');
     const browser = new Browser();
     const callback = await signOnToCallback(browser, app.url, username);
-    const pending = app.app.get<PendingLoginStore>(DUO_PENDING_LOGIN_STORE);
-    const take = pending.take.bind(pending);
-    jest
-      .spyOn(pending, 'take')
-      .mockImplementation((state, now) => take(state, now ?? Date.now() + PENDING_TTL_MS + 1));
+    takeAfterTtl();
     const res = await browser.fetch(callback);
     expect(res.status).toBe(400);
     const page = await res.text();

@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Client } from '@duosecurity/duo_universal';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startSimulator } from '../src/simulator/index.js';
+import { makeSelfSignedCertificate } from './utils/tls.js';
 import type { HealthFault, RunningSimulator, TokenFault } from '../src/simulator/types.js';
 
 // Duo's official Node SDK (3.0.0) against the simulator over HTTPS. The SDK pins Duo's CAs: its
@@ -21,40 +18,9 @@ const NONCE = 'sdk-nonce-0123456789abcdef';
 const FAULT_TIMEOUT_MS = 500;
 const SDK_TIMEOUT_MS = 10_000;
 
-let dir: string;
 let cert: Buffer;
 let sim: RunningSimulator;
 let pageSim: RunningSimulator;
-
-function makeCertificate(): { cert: Buffer; key: Buffer } {
-  dir = mkdtempSync(join(tmpdir(), 'duo-sim-tls-'));
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert: readFileSync(certPath), key: readFileSync(keyPath) };
-}
 
 function sdkFor(s: RunningSimulator, secret = s.clientSecret, timeoutMs = SDK_TIMEOUT_MS): Client {
   const client = new Client({
@@ -116,14 +82,13 @@ async function signIn(s: RunningSimulator, client: Client, username = 'alice') {
 }
 
 beforeAll(async () => {
-  const tls = makeCertificate();
+  const tls = makeSelfSignedCertificate();
   cert = tls.cert;
   sim = await startSimulator({ tls, auto: 'allow' });
   pageSim = await startSimulator({ tls });
 });
 afterAll(async () => {
   await Promise.all([sim?.close(), pageSim?.close()]);
-  rmSync(dir, { recursive: true, force: true });
 });
 beforeEach(() => sim.control.reset());
 

@@ -9,12 +9,8 @@
  * concurrency, /health latency) are the defences work's tests — see docs/security-cases-choices.md.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { validateEnv } from '../../src/config/env.validation.js';
 import {
@@ -23,6 +19,7 @@ import {
   type TokenFault,
 } from '../../src/simulator/index.js';
 import { startApp, type RunningApp } from '../utils/app-harness.js';
+import { makeSelfSignedCertificate } from '../utils/tls.js';
 import {
   auditOf,
   Browser,
@@ -261,36 +258,12 @@ describe('TOK: token endpoint and health-check faults', () => {
   });
 
   it('TOK-14 should deny with 503 when Duo presents a self-signed certificate', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sec-tls-'));
     let sim: RunningSimulator | undefined;
     let app: RunningApp | undefined;
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-keyout',
-          join(dir, 'k.pem'),
-          '-out',
-          join(dir, 'c.pem'),
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
       sim = await startSimulator({
         auto: 'allow',
-        tls: { cert: readFileSync(join(dir, 'c.pem')), key: readFileSync(join(dir, 'k.pem')) },
+        tls: makeSelfSignedCertificate(),
       });
       app = await startApp({
         DUO_CLIENT_ID: sim.clientId,
@@ -308,7 +281,6 @@ describe('TOK: token endpoint and health-check faults', () => {
     } finally {
       await app?.close();
       await sim?.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 
