@@ -11,6 +11,8 @@ import type {
   SessionStore,
 } from './stores/session.store.js';
 
+const MISSING: SessionLookup = Object.freeze({ status: 'missing' });
+
 /** Reads, opens and ends MFA sessions: the store plus the signed, HttpOnly session cookie. */
 @Injectable()
 export class DuoSessionService {
@@ -24,9 +26,9 @@ export class DuoSessionService {
   }
 
   /** The session of this request: the cookie must be present once, correctly signed, and live. */
-  async lookup(req: Request): Promise<SessionLookup> {
+  lookup(req: Request): Promise<SessionLookup> {
     const id = this.cookies.read(req, this.cookies.session);
-    return id ? storeCall('session', () => this.store.get(id)) : { status: 'missing' };
+    return id ? storeCall('session', () => this.store.get(id)) : Promise.resolve(MISSING);
   }
 
   /**

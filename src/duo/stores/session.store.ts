@@ -285,7 +285,8 @@ function assemble(
 
 /**
  * A session whose `data` is parsed from JSON on first read: guards that only check identity and
- * timestamps never pay for it, and every caller still gets its own copy.
+ * timestamps never pay for it, and every caller still gets its own copy. (An accessor in the
+ * literal keeps the object's shape fast; redefining the property per session did not.)
  */
 function assembleLazy(
   id: string,
@@ -293,30 +294,19 @@ function assembleLazy(
   times: SessionTimes,
   dataJson: string,
 ): MfaSession {
-  const session = assemble(id, core, times, {});
-  Object.defineProperty(session, 'data', {
-    configurable: true,
-    enumerable: true,
-    get(this: MfaSession) {
-      const data = JSON.parse(dataJson) as Record<string, unknown>;
-      Object.defineProperty(this, 'data', {
-        value: data,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-      return data;
+  let data: Record<string, unknown> | undefined;
+  return {
+    id,
+    ...core,
+    groups: [...core.groups],
+    ...times,
+    get data(): Record<string, unknown> {
+      return (data ??= JSON.parse(dataJson) as Record<string, unknown>);
     },
-    set(this: MfaSession, value: Record<string, unknown>) {
-      Object.defineProperty(this, 'data', {
-        value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+    set data(value: Record<string, unknown>) {
+      data = value;
     },
-  });
-  return session;
+  };
 }
 
 interface MemoryEntry {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 // Shared checks for what goes into a store and, above all, for what comes back out of Redis:
 // a record read back is never trusted until it passes the same checks as one written.
@@ -10,7 +10,7 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** base64url (no padding) of the SHA-256 of `value`: 43 characters. */
 export function sha256Base64Url(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('base64url');
+  return hash('sha256', value, 'base64url');
 }
 
 export function isBase64Url(value: unknown, min: number, max: number): value is string {
