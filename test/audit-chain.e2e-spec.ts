@@ -292,4 +292,31 @@ describe('audit chain with concurrent writers on PostgreSQL', () => {
     expect(results.map((r) => r.ok)).toEqual([true, true]);
     expect((await verifier.verifyChain()).checked).toBe(240);
   });
+
+  it('should relink single appends to the head another instance left, alone and racing', async () => {
+    const [a, b] = [auditRepository(sources[0]), auditRepository(sources[1])];
+    const count = async () =>
+      Number(
+        (await sources[0].query<{ n: string }[]>('SELECT COUNT(*) AS n FROM audit_events'))[0].n,
+      );
+    const before = await count();
+    // Taking turns: every append after the first starts from a head the other instance has moved.
+    for (let i = 0; i < 10; i += 1) {
+      await a.append({ type: 'mfa_started', outcome: 'info', username: `turn-a${i}` });
+      await b.append({ type: 'mfa_started', outcome: 'info', username: `turn-b${i}` });
+    }
+    // Racing: two one-at-a-time writers, so each append goes alone through the one-statement path.
+    const oneByOne = async (r: typeof a, tag: string) => {
+      for (let i = 0; i < 30; i += 1) {
+        await r.append({ type: 'mfa_started', outcome: 'info', username: `${tag}${i}` });
+      }
+    };
+    await Promise.all([oneByOne(a, 'race-a'), oneByOne(b, 'race-b')]);
+    expect(await count()).toBe(before + 80);
+    const seqs = (
+      await sources[0].query<{ seq: number }[]>('SELECT seq FROM audit_events ORDER BY seq')
+    ).map((r) => r.seq);
+    expect(seqs).toEqual(Array.from({ length: before + 80 }, (_, i) => i + 1));
+    expect(await a.verifyChain()).toEqual({ ok: true, checked: before + 80, lastSeq: before + 80 });
+  });
 });

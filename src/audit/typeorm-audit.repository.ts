@@ -82,8 +82,8 @@ interface HeadRowRaw {
   mac: string;
 }
 
-/** How long an instance that lost a race for the chain head appends lock-first. */
-const CONTENTION_BACKOFF_MS = 5_000;
+/** Optimistic one-statement tries of a single append before it takes the head lock first. */
+const OPTIMISTIC_ATTEMPTS = 3;
 
 @Injectable()
 export class TypeOrmAuditRepository extends AuditRepository {
@@ -92,8 +92,6 @@ export class TypeOrmAuditRepository extends AuditRepository {
   private readonly postgres: boolean;
   private headReady: Promise<void> | null = null;
   /** The head as this instance last saw it (PostgreSQL single appends); a guess, checked in SQL. */
-  /** Until when appends skip the optimistic statement (another instance won a race lately). */
-  private contendedUntil = 0;
   private cachedHead: { seq: number; hash: string } | null = null;
   private readonly queue: {
     record: AuditRecord;
@@ -175,20 +173,13 @@ export class TypeOrmAuditRepository extends AuditRepository {
    * One append in one statement (one round trip, its own transaction): the CTE locks the head row
    * (FOR UPDATE), inserts the row only if the head is still the one the hash was computed from,
    * and moves the head. When another instance moved the head first, the statement inserts nothing
-   * and returns the current head; the row is re-linked and tried again.
+   * and returns the current head; the row is re-linked to it and tried again, which with a few
+   * instances nearly always succeeds at the second round trip. Only under heavier contention does
+   * the append fall back to the lock-first transaction, which cannot lose.
    */
   private async appendOnePostgres(record: AuditRecord): Promise<AuditRow> {
-    if (Date.now() < this.contendedUntil) {
-      // Other instances are appending too: the cached head is stale more often than not, so the
-      // optimistic statement would mostly be wasted work. Go straight to the lock-first path.
-      const [row] = await this.appendPostgres([record]);
-      if (row) {
-        return row;
-      }
-    }
     let head = this.cachedHead ?? (await this.readHeadForAppend());
-    // Normally one pass: the fast statement, or (after losing a race) the lock-first transaction.
-    for (let attempt = 0; attempt < 3; attempt += 1) {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt += 1) {
       const row = this.link(record, head.seq, head.hash);
       const p = new Params(true);
       const values = AUDIT_ROW_COLUMNS.map((c) =>
@@ -227,17 +218,15 @@ export class TypeOrmAuditRepository extends AuditRepository {
           return existing;
         }
       }
-      // Another instance appended first: take the lock-first path, which cannot lose again, and
-      // keep taking it for a while.
-      this.contendedUntil = Date.now() + CONTENTION_BACKOFF_MS;
+      // Another instance appended first: link to the head it left and try again.
+      head = fresh;
       this.cachedHead = fresh;
-      const [viaLock] = await this.appendPostgres([record]);
-      if (viaLock) {
-        return viaLock;
-      }
-      head = this.cachedHead ?? fresh;
     }
-    throw new Error('audit: could not append after repeated contention on the chain head');
+    const [viaLock] = await this.appendPostgres([record]);
+    if (!viaLock) {
+      throw new Error('audit: append lost track of a record');
+    }
+    return viaLock;
   }
 
   /** Runs a named (per-connection prepared) statement on node-postgres: planned once, not per append. */
