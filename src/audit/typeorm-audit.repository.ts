@@ -82,8 +82,10 @@ interface HeadRowRaw {
   mac: string;
 }
 
-/** Optimistic one-statement tries of a single append before it takes the head lock first. */
-const OPTIMISTIC_ATTEMPTS = 3;
+/** One-statement tries of a single append (cached head, then the head it was shown) before lock-first. */
+const OPTIMISTIC_ATTEMPTS = 2;
+/** After both tries lost (several instances appending hard), appends go lock-first for this long. */
+const CONTENTION_BACKOFF_MS = 1_000;
 
 @Injectable()
 export class TypeOrmAuditRepository extends AuditRepository {
@@ -93,6 +95,8 @@ export class TypeOrmAuditRepository extends AuditRepository {
   private headReady: Promise<void> | null = null;
   /** The head as this instance last saw it (PostgreSQL single appends); a guess, checked in SQL. */
   private cachedHead: { seq: number; hash: string } | null = null;
+  /** Until when single appends skip the one-statement tries (they kept losing races). */
+  private contendedUntil = 0;
   private readonly queue: {
     record: AuditRecord;
     resolve: (row: AuditRow) => void;
@@ -174,10 +178,14 @@ export class TypeOrmAuditRepository extends AuditRepository {
    * (FOR UPDATE), inserts the row only if the head is still the one the hash was computed from,
    * and moves the head. When another instance moved the head first, the statement inserts nothing
    * and returns the current head; the row is re-linked to it and tried again, which with a few
-   * instances nearly always succeeds at the second round trip. Only under heavier contention does
-   * the append fall back to the lock-first transaction, which cannot lose.
+   * instances at ordinary rates nearly always succeeds at the second round trip. When that loses
+   * too, instances are appending hard, and for a second appends take the lock-first transaction,
+   * which cannot lose (with four writers appending back to back it beats more retries).
    */
   private async appendOnePostgres(record: AuditRecord): Promise<AuditRow> {
+    if (Date.now() < this.contendedUntil) {
+      return this.appendOneLockFirst(record);
+    }
     let head = this.cachedHead ?? (await this.readHeadForAppend());
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt += 1) {
       const row = this.link(record, head.seq, head.hash);
@@ -222,11 +230,16 @@ export class TypeOrmAuditRepository extends AuditRepository {
       head = fresh;
       this.cachedHead = fresh;
     }
-    const [viaLock] = await this.appendPostgres([record]);
-    if (!viaLock) {
+    this.contendedUntil = Date.now() + CONTENTION_BACKOFF_MS;
+    return this.appendOneLockFirst(record);
+  }
+
+  private async appendOneLockFirst(record: AuditRecord): Promise<AuditRow> {
+    const [row] = await this.appendPostgres([record]);
+    if (!row) {
       throw new Error('audit: append lost track of a record');
     }
-    return viaLock;
+    return row;
   }
 
   /** Runs a named (per-connection prepared) statement on node-postgres: planned once, not per append. */
