@@ -67,8 +67,27 @@ client.onDuoCall = (endpoint, result, ms) => {
 };
 await app.listen(Number(process.env.PORT), '127.0.0.1');
 
-process.on('message', (m) => {
-  if (m.cmd === 'stats') {
+// BENCH_PROFILE_DIR: a CPU profile of the measured window only (profile-start / profile-stop).
+let profiler;
+process.on('message', async (m) => {
+  if (m.cmd === 'profile-start' && process.env.BENCH_PROFILE_DIR) {
+    const { Session } = await import('node:inspector/promises');
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+    process.send({ id: m.id });
+  } else if (m.cmd === 'profile-stop' && profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    const { writeFileSync } = await import('node:fs');
+    const file = `${process.env.BENCH_PROFILE_DIR}/${process.env.INSTANCE_ID ?? 'app'}-${process.pid}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(profile));
+    profiler.disconnect();
+    profiler = undefined;
+    process.send({ id: m.id, file });
+  } else if (m.cmd.startsWith('profile-')) {
+    process.send({ id: m.id });
+  } else if (m.cmd === 'stats') {
     process.send({ id: m.id, callbacks: callbackTimes });
   } else if (m.cmd === 'reset') {
     callbackTimes = [];

@@ -1,11 +1,11 @@
 // Shared helpers of the app benches: an HTTP client with a cookie jar, app processes started from
 // dist/ (bench/app-server.mjs), a round-robin proxy, CPU time from /proc, percentiles, PostgreSQL.
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { createServer as netServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -225,6 +225,23 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/**
+ * Pins a process (all its threads) to one CPU with taskset, so a load generator and the app it
+ * measures do not take turns on the same core. False when there is one core or no taskset.
+ */
+export function pinToCpu(pid, cpu) {
+  // cpus(), not availableParallelism(): the latter shrinks to 1 once this process is pinned.
+  if (cpus().length < 2) {
+    return false;
+  }
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The base environment of a bench app: the simulator, rate limits off, quiet logs. */
 export function appEnv(sim, publicUrl, extra = {}) {
   return {
@@ -257,6 +274,9 @@ export async function startAppProcess(env) {
     cwd: dir,
     env: {
       PATH: process.env.PATH,
+      ...(process.env.BENCH_PROFILE_DIR
+        ? { BENCH_PROFILE_DIR: process.env.BENCH_PROFILE_DIR }
+        : {}),
       PORT: String(port),
       AUDIT_SPOOL_DIR: join(dir, 'spool'),
       DATABASE_URL: `sqlite:${join(dir, 'audit.sqlite')}`,
@@ -291,6 +311,7 @@ export async function startAppProcess(env) {
     url: `http://127.0.0.1:${port}`,
     port,
     stats: () => ask('stats'),
+    profile: (what) => ask(`profile-${what}`),
     reset: () => ask('reset'),
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));

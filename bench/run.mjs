@@ -15,7 +15,7 @@ const BENCHES = [
   ['stores', 'pending-memory.mjs', [], 'results-stores.json', 180],
   ['simulator', 'simulator.mjs', [], 'results-simulator.json', 120],
   ['guarded', 'guarded.mjs', [], 'results-guarded.json', 180],
-  ['signons', 'signons.mjs', [], 'results-signons.json', 240],
+  ['signons', 'signons.mjs', [], 'results-signons.json', 480],
   ['audit', 'audit.mjs', [], 'results-audit.json', 240],
 ];
 
@@ -63,7 +63,16 @@ const callbackOwn = [
 ];
 const scale2 = get('signons.scale')?.find((s) => s.instances === 2);
 const scale3 = get('signons.scale')?.find((s) => s.instances === 3);
-const paced2 = get('signons.scalePaced')?.find((s) => s.instances === 2);
+const paced = get('signons.scalePaced');
+const paced2 = paced?.find((s) => s.instances === 2);
+const perInstance = get('signons.scalePerInstance');
+const perInstance2 = perInstance?.find((s) => s.instances === 2);
+// The control: one instance alone, at the per-instance rate vs at the whole paced rate. Nothing is
+// shared differently, only its load halves; what it loses per CPU-second is load, not shared state.
+const oneAtLowerLoad = ratio(
+  perInstance?.find((s) => s.instances === 1)?.signOnsPerAppCpuSecond,
+  paced?.find((s) => s.instances === 1)?.signOnsPerAppCpuSecond,
+);
 const targets = [
   target('authorize URL, ours / official SDK', get('client.authUrl.ratio'), '>=', 1.5, 'x'),
   target('id_token verification, ours / official SDK', get('client.verify.ratio'), '>=', 1.5, 'x'),
@@ -71,8 +80,28 @@ const targets = [
   target('guarded / public route, Redis sessions', get('guarded.redis.ratio'), '>=', 0.6, 'x'),
   target('callback handling p99 without the simulator, SQLite', callbackOwn[0], '<', 25, ' ms'),
   target('callback handling p99 without the simulator, PostgreSQL', callbackOwn[1], '<', 25, ' ms'),
-  target('sign-ons per app CPU-second, 2 instances / 1', scale2?.perCpuRatioVsOne, '>=', 0.9, 'x'),
-  target('the same at a paced load below saturation', paced2?.perCpuRatioVsOne, '>=', 0.9, 'x'),
+  target(
+    'sign-ons per app CPU-second, 2 instances / 1, same load on each (shared-state cost)',
+    perInstance2?.perCpuRatioVsOne,
+    '>=',
+    0.9,
+    'x',
+  ),
+  target(
+    'the same, same load in all (each of 2 instances at half load)',
+    paced2?.perCpuRatioVsOne,
+    '>=',
+    0.9,
+    'x',
+    `one instance alone at that half load: ${oneAtLowerLoad ?? '?'}x its per-CPU figure (see bench/README.md)`,
+  ),
+  target(
+    'the same, saturated (2 cores shared by every process)',
+    scale2?.perCpuRatioVsOne,
+    '>=',
+    0.9,
+    'x',
+  ),
   target(
     '100,000 pending logins in memory',
     get('stores.heap.pendingLoginsMemory.mb'),
@@ -106,8 +135,11 @@ const results = {
     },
     scale: {
       instances: get('signons.scale'),
-      paced: get('signons.scalePaced'),
+      paced,
+      perInstance,
+      twoOverOnePerCpuSameLoadEach: perInstance2?.perCpuRatioVsOne ?? null,
       twoOverOnePerCpuPaced: paced2?.perCpuRatioVsOne ?? null,
+      oneInstanceAtLowerLoadPerCpu: oneAtLowerLoad,
       twoOverOnePerCpu: scale2?.perCpuRatioVsOne ?? null,
       threeOverOnePerCpu: scale3?.perCpuRatioVsOne ?? null,
       twoOverOneThroughput: scale2?.throughputRatioVsOne ?? null,
@@ -165,6 +197,10 @@ const rows = [
   ...(get('signons.scale') ?? []).map((s) => [
     `${s.instances} instance(s): sign-ons/s | per app CPU-s`,
     `${s.perSecond} | ${s.signOnsPerAppCpuSecond} (${s.perCpuRatioVsOne}x of one)`,
+  ]),
+  ...(perInstance ?? []).map((s) => [
+    `${s.instances} instance(s) at ${s.offeredPerSecond}/s: per app CPU-s`,
+    `${s.signOnsPerAppCpuSecond} (${s.perCpuRatioVsOne}x of one)`,
   ]),
   ['simulator token exchanges/s', fmt(get('simulator.tokenExchangesPerSecond'))],
   ['audit appends/s (1 writer, 16 in flight)', fmt(get('audit.append.oneWriter16InFlightPerSec'))],

@@ -22,10 +22,17 @@ import {
 const SECONDS = Number(process.env.BENCH_SIGNON_S ?? 6);
 const WARMUP_MS = Number(process.env.BENCH_SIGNON_WARMUP_MS ?? 2000);
 const PACED_RATE = Number(process.env.BENCH_SCALE_RATE ?? 80);
+const PER_INSTANCE_RATE = Number(process.env.BENCH_SCALE_PER_INSTANCE_RATE ?? 30);
+// Unpaced sign-ons before each measured (d) run, this long per instance, so that every instance has
+// run its hot paths often enough for V8 to optimize them (a cold instance costs up to 1.5x the CPU).
+const JIT_WARMUP_MS = Number(process.env.BENCH_SCALE_JIT_WARMUP_MS ?? 6000);
 const CONCURRENCY = Number(process.env.BENCH_SIGNON_CONCURRENCY ?? 16);
 const LATENCY_CONCURRENCY = Number(process.env.BENCH_LATENCY_CONCURRENCY ?? 2);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_S ?? 3);
 const only = process.argv[2]; // 'single' or 'scale' runs one half
+// e.g. BENCH_SCALE_INSTANCES=1,2 BENCH_SCALE_MODES=paced to run part of (d) while profiling
+const SCALE_INSTANCES = (process.env.BENCH_SCALE_INSTANCES ?? '1,2,3').split(',').map(Number);
+const SCALE_MODES = (process.env.BENCH_SCALE_MODES ?? 'max,paced,per-instance').split(',');
 
 const sim = await startSimulator({ port: 0, auto: 'allow', codeTtlMs: 120_000 });
 
@@ -76,7 +83,7 @@ async function single(engine) {
 
 /** (d) N app processes sharing Redis and PostgreSQL behind the round-robin proxy. */
 async function scale(n, ratePerSecond = 0) {
-  const db = await createPgDatabase(`bench_scale${n}${ratePerSecond ? 'p' : ''}`);
+  const db = await createPgDatabase(`bench_scale${n}_${ratePerSecond}`);
   const proxyPort = await freePort();
   const publicUrl = `http://127.0.0.1:${proxyPort}`;
   const shared = appEnv(sim, publicUrl, {
@@ -103,6 +110,12 @@ async function scale(n, ratePerSecond = 0) {
     proxyPort,
   );
   try {
+    await signOnLoad(proxy.url, {
+      concurrency: CONCURRENCY,
+      durationMs: JIT_WARMUP_MS * n,
+      warmupMs: 0,
+      prefix: 'w',
+    });
     let cpu0 = [];
     let cpu = 0;
     const load = await signOnLoad(proxy.url, {
@@ -110,8 +123,14 @@ async function scale(n, ratePerSecond = 0) {
       durationMs: SECONDS * 1000,
       warmupMs: WARMUP_MS,
       ratePerSecond,
-      onStart: () => (cpu0 = apps.map((a) => cpuSeconds(a.pid))),
-      onStop: () => (cpu = apps.reduce((sum, a, i) => sum + cpuSeconds(a.pid) - cpu0[i], 0)),
+      onStart: () => {
+        cpu0 = apps.map((a) => cpuSeconds(a.pid));
+        apps.forEach((a) => void a.profile('start'));
+      },
+      onStop: () => {
+        cpu = apps.reduce((sum, a, i) => sum + cpuSeconds(a.pid) - cpu0[i], 0);
+        apps.forEach((a) => void a.profile('stop'));
+      },
     });
     return {
       instances: n,
@@ -174,16 +193,37 @@ if (only !== 'single') {
       })),
     );
   };
-  results.scale = [];
-  for (const n of [1, 2, 3]) {
-    results.scale.push(await scale(n));
+  if (SCALE_MODES.includes('max')) {
+    results.scale = [];
+    for (const n of SCALE_INSTANCES) {
+      results.scale.push(await scale(n));
+    }
+    table(
+      'instances behind a round-robin proxy, shared Redis + PostgreSQL (saturated)',
+      results.scale,
+    );
   }
-  table('instances behind a round-robin proxy, shared Redis + PostgreSQL (saturated)', results.scale);
-  results.scalePaced = [];
-  for (const n of [1, 2, 3]) {
-    results.scalePaced.push(await scale(n, PACED_RATE));
+  if (SCALE_MODES.includes('paced')) {
+    results.scalePaced = [];
+    for (const n of SCALE_INSTANCES) {
+      results.scalePaced.push(await scale(n, PACED_RATE));
+    }
+    table(
+      `the same at a paced ${PACED_RATE} sign-ons/s in all (below saturation)`,
+      results.scalePaced,
+    );
   }
-  table(`the same at a paced ${PACED_RATE} sign-ons/s (below saturation)`, results.scalePaced);
+  if (SCALE_MODES.includes('per-instance')) {
+    // The same load on every instance: what remains between 1 and N is what sharing state costs.
+    results.scalePerInstance = [];
+    for (const n of SCALE_INSTANCES) {
+      results.scalePerInstance.push(await scale(n, PER_INSTANCE_RATE * n));
+    }
+    table(
+      `the same at a paced ${PER_INSTANCE_RATE} sign-ons/s per instance (equal load on each)`,
+      results.scalePerInstance,
+    );
+  }
 }
 await sim.close();
 writeFileSync(
