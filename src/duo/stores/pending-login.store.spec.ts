@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 import {
   MemoryPendingLoginStore,
@@ -10,35 +10,17 @@ import {
   type PendingLoginStore,
   RedisPendingLoginStore,
 } from './pending-login.store.js';
+import { RedisScratch } from '../../../test/support/redis-scratch.js';
 import { DuoStoreError, PendingLoginStoreFullError } from './store.errors.js';
 
-const ROOT = `test:duo-pending:${randomBytes(6).toString('hex')}:`;
+const scratch = new RedisScratch('duo-pending');
 const T0 = 1_800_000_000_000;
 const TTL = 300_000;
 
 let redis: Redis;
 let redis2: Redis;
-let seq = 0;
-
-function connect(options: { keyPrefix?: string } = {}): Redis {
-  return new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: false, ...options });
-}
-
-function freshPrefix(): string {
-  seq += 1;
-  return `${ROOT}${seq}:`;
-}
-
-async function keysUnder(prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out;
-}
+const freshPrefix = () => scratch.freshPrefix();
+const keysUnder = (prefix: string) => scratch.keysUnder(prefix);
 
 function b64(bytes: number): string {
   return randomBytes(bytes).toString('base64url');
@@ -61,17 +43,11 @@ function makeLogin(overrides: Partial<PendingLogin> = {}): PendingLogin {
 }
 
 beforeAll(() => {
-  redis = connect();
-  redis2 = connect();
+  redis = scratch.connect();
+  redis2 = scratch.connect();
 });
 
-afterAll(async () => {
-  const keys = await keysUnder(ROOT);
-  if (keys.length > 0) {
-    await redis.del(...keys);
-  }
-  await Promise.all([redis.quit(), redis2.quit()]);
-});
+afterAll(() => scratch.close());
 
 const variants: [string, () => PendingLoginStore][] = [
   ['MemoryPendingLoginStore', () => new MemoryPendingLoginStore({ maxEntries: 1_000 })],
@@ -440,7 +416,7 @@ describe(RedisPendingLoginStore.name, () => {
 
   it('should honour the connection keyPrefix when sweeping', async () => {
     const outer = freshPrefix();
-    const prefixed = connect({ keyPrefix: outer });
+    const prefixed = scratch.connect({ keyPrefix: outer });
     try {
       const store = new RedisPendingLoginStore(prefixed, { prefix: 'p:' });
       const login = makeLogin({ expiresAt: T0 + 1 });

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 import {
   MemorySessionStore,
@@ -11,8 +11,9 @@ import {
   type SessionStore,
   type SessionTimeoutOptions,
 } from './session.store.js';
+import { RedisScratch } from '../../../test/support/redis-scratch.js';
 
-const ROOT = `test:duo-sess:${randomBytes(6).toString('hex')}:`;
+const scratch = new RedisScratch('duo-sess');
 const T0 = 1_800_000_000_000;
 const IDLE = 15 * 60_000;
 const ABSOLUTE = 8 * 3_600_000;
@@ -20,27 +21,8 @@ const TOUCH = 60_000;
 
 let redis: Redis;
 let redis2: Redis;
-let seq = 0;
-
-function connect(): Redis {
-  return new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: false });
-}
-
-function freshPrefix(): string {
-  seq += 1;
-  return `${ROOT}${seq}:`;
-}
-
-async function keysUnder(prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out;
-}
+const freshPrefix = () => scratch.freshPrefix();
+const keysUnder = (prefix: string) => scratch.keysUnder(prefix);
 
 /** Every string Redis holds under a key: its name, and its fields, members and values. */
 async function everythingUnder(prefix: string): Promise<string[]> {
@@ -79,17 +61,11 @@ function input(overrides: Partial<NewMfaSession> = {}): NewMfaSession {
 }
 
 beforeAll(() => {
-  redis = connect();
-  redis2 = connect();
+  redis = scratch.connect();
+  redis2 = scratch.connect();
 });
 
-afterAll(async () => {
-  const keys = await keysUnder(ROOT);
-  if (keys.length > 0) {
-    await redis.del(...keys);
-  }
-  await Promise.all([redis.quit(), redis2.quit()]);
-});
+afterAll(() => scratch.close());
 
 const timeouts: SessionTimeoutOptions = {
   idleTimeoutMs: IDLE,
