@@ -14,9 +14,10 @@
  * external checkpoint file catches that, so verify checks one when given.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { open, readFile, mkdir } from 'node:fs/promises';
+import { open, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { AUDIT_RECORD_COLUMNS, type AuditRow } from './audit-record.js';
+import { readTextFileOrEmpty } from './read-text-file.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 export const MIN_CHAIN_KEY_BYTES = 16;
@@ -150,15 +151,7 @@ export async function appendCheckpoint(
 
 /** Reads a checkpoint file; a missing file is an empty list. */
 export async function readCheckpoints(file: string): Promise<ChainCheckpoint[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return [];
-    }
-    throw err;
-  }
+  const text = await readTextFileOrEmpty(file);
   const out: ChainCheckpoint[] = [];
   text.split('\n').forEach((raw, index) => {
     const line = raw.trim();

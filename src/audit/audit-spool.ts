@@ -10,9 +10,10 @@
  *
  * Two processes must not share an instance id (they would share a file).
  */
-import { open, readFile, rename, stat, unlink, mkdir } from 'node:fs/promises';
+import { open, rename, stat, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAuditRecord, type AuditRecord } from './audit-record.js';
+import { readTextFileOrEmpty } from './read-text-file.js';
 
 export interface SpoolReplayResult {
   replayed: number;
@@ -195,15 +196,7 @@ async function removeIfExists(file: string): Promise<void> {
 }
 
 async function readLines(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return [];
-    }
-    throw err;
-  }
+  const text = await readTextFileOrEmpty(file);
   return text.split('\n').filter((l) => l.trim().length > 0);
 }
 
