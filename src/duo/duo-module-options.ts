@@ -161,24 +161,103 @@ function safePath(uri: string): string {
   }
 }
 
+/** The longest return path accepted (raw) and sent (normalised and percent-encoded). */
+const MAX_RETURN_TO_IN = 512;
+const MAX_RETURN_TO_OUT = 2048;
+/** Percent-decoding rounds looked through; a value still changing after them is refused. */
+const MAX_DECODE_ROUNDS = 3;
+/** Two unrelated bases: a same-origin absolute path resolves to the same path against both. */
+const BASE_A = 'https://return-to-a.invalid';
+const BASE_B = 'http://return-to-b.invalid:8080/deep/dir/page?q=1';
 /**
- * A same-origin return path, or undefined. Decodes once and re-checks with the URL parser, so
- * `//evil`, `/\evil`, `https://evil`, encoded variants and control characters are refused.
+ * Characters a return path never needs and that confuse a parser somewhere: controls (tab, CR,
+ * LF, NUL, DEL, C1), every kind of white space, format characters (bidi, zero-width),
+ * line/paragraph separators, surrogates and non-characters, and the backslash.
+ */
+const FORBIDDEN_CHAR = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Z}\s\\]/u;
+/** Unicode look-alikes of "/", "\\" and "." (their skeleton must still be a same-origin path). */
+const LOOKALIKE_SLASH =
+  /[\u2044\u2215\u2571\u29f8\u2cc6\u3033\u30ce\u31d3\u4e3f\u1735\ufe68\uff0f\uff3c\u2216\u29f5\u29f9\u244a]/gu;
+const LOOKALIKE_DOT =
+  /[\u00b7\u0701\u0702\u06d4\u2024\u2027\u2e31\u2e33\u3002\ua4f8\ua60e\ufe52\uff0e\uff61]/gu;
+/** The final form: "/" then a non-slash, printable ASCII only, no backslash. */
+const FINAL_PATH = /^\/(?![/\\])[\x21-\x5b\x5d-\x7e]*$/;
+
+/**
+ * A same-origin return path, or undefined. The check holds on the value returned: the value is
+ * normalised first (WHATWG URL parsing, as a browser does: dot segments, `%2e`, tabs) and the
+ * normalised path+query must be a single-slash absolute path that resolves to itself against any
+ * base. On top of that, every percent-decoded layer (up to three; deeper nesting is refused) and
+ * the NFKC form and the look-alike skeleton (U+2215, U+FF0F, U+2024, U+FF0E, ...) of each layer
+ * must pass the same test, so no later decoding or Unicode folding can turn it into `//host`.
+ * Controls, white space, format characters and backslashes are refused anywhere, in any layer.
  */
 export function sanitizeReturnTo(value: unknown): string | undefined {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 512) {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_RETURN_TO_IN) {
     return undefined;
   }
-  let decoded: string;
+  const layers = decodeLayers(value);
+  if (!layers) {
+    return undefined;
+  }
+  for (const layer of layers) {
+    for (const form of [layer, layer.normalize('NFKC'), skeleton(layer)]) {
+      if (normaliseReturnPath(form) === undefined) {
+        return undefined;
+      }
+    }
+  }
+  return normaliseReturnPath(value);
+}
+
+/** The value and each percent-decoded form of it until it stops changing; undefined when odd. */
+function decodeLayers(value: string): string[] | undefined {
+  const layers = [value];
+  let current = value;
+  for (let round = 0; round <= MAX_DECODE_ROUNDS; round++) {
+    let next: string;
+    try {
+      next = decodeURIComponent(current);
+    } catch {
+      return undefined; // a malformed escape or an encoded lone surrogate
+    }
+    if (next === current) {
+      return layers;
+    }
+    layers.push(next);
+    current = next;
+  }
+  return undefined;
+}
+
+function skeleton(value: string): string {
+  return value.replace(LOOKALIKE_SLASH, '/').replace(LOOKALIKE_DOT, '.');
+}
+
+/**
+ * The normalised path+query of a candidate, or undefined unless it is a same-origin absolute path
+ * both before and after normalisation (the fragment is dropped).
+ */
+function normaliseReturnPath(value: string): string | undefined {
+  if (!value.startsWith('/') || value.startsWith('//') || FORBIDDEN_CHAR.test(value)) {
+    return undefined;
+  }
+  let url: URL;
   try {
-    decoded = decodeURIComponent(value);
+    url = new URL(value, BASE_A);
   } catch {
     return undefined;
   }
-  if (!SAME_ORIGIN_PATH.test(value) || !SAME_ORIGIN_PATH.test(decoded) || /\p{Cc}/u.test(decoded)) {
+  const out = url.pathname + url.search;
+  if (url.origin !== BASE_A || out.length > MAX_RETURN_TO_OUT || !FINAL_PATH.test(out)) {
     return undefined;
   }
-  const base = 'https://same-origin.invalid';
-  const url = new URL(value, base);
-  return url.origin === base ? url.pathname + url.search : undefined;
+  // Idempotent and base-independent: what a browser resolves from the Location we send.
+  for (const base of [BASE_A, BASE_B]) {
+    const again = new URL(out, base);
+    if (again.origin !== new URL(base).origin || again.pathname + again.search !== out) {
+      return undefined;
+    }
+  }
+  return out;
 }
