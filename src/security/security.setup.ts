@@ -15,6 +15,7 @@ import {
 } from './http-security.js';
 import { RateLimiter } from './rate-limiter.js';
 import { requestIdMiddleware } from './request-context.js';
+import { appRedirectGuard } from './redirect-guard.js';
 
 export interface SecuritySetupOptions {
   /** Where the JSON log lines go (tests capture them). @default stdout */
@@ -51,6 +52,7 @@ export function applySecurity(
   });
   app.useLogger(logger);
   app.use(requestIdMiddleware);
+  app.use(appRedirectGuard(config.getOrThrow<string>('PUBLIC_URL'), duo.apiOrigin, logger));
   app.use(accessLogMiddleware(logger));
   app.use(...securityHeaders(config.getOrThrow<string>('PUBLIC_URL').startsWith('https://')));
   app.useBodyParser('json', { limit: BODY_LIMIT, strict: true });
