@@ -123,6 +123,60 @@ describe('RL: rate limiting and brute force', () => {
     expect(statuses).toEqual([303, 303, 303, 429, 429, 429, 429, 429]);
   });
 
+  it('RL-10 should count one IPv6 /64 as one client when X-Forwarded-For rotates inside it', async () => {
+    const app = await boot({ TRUST_PROXY: '1', RATE_LIMIT_LOGIN_PER_IP: '3' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      // A new address of 2001:db8:77:1::/64 (and a new username) every time.
+      const ip = `2001:db8:77:1:${(i * 7919).toString(16)}:${i + 1}::${(i + 1) * 3}`;
+      statuses.push((await start(app, `rotator${i}`, new Browser(), ip)).status);
+    }
+    expect(statuses).toEqual([303, 303, 303, 429, 429, 429, 429, 429]);
+    // The neighbouring /64 is another client; the same /64 written differently is not.
+    expect((await start(app, 'neighbour', new Browser(), '2001:db8:77:2::1')).status).toBe(303);
+    expect((await start(app, 'again', new Browser(), '2001:DB8:77:1:0:0:0:FFFF')).status).toBe(429);
+    const limited = await rateLimitedEvents(app, 'login_ip');
+    expect(limited).toHaveLength(1);
+    expect(limited[0]).toMatchObject({ outcome: 'failure', clientIp: '2001:db8:77:1:5ccd:4::12' });
+  });
+
+  it('RL-10 should count an IPv4-mapped address as its IPv4 address and group callbacks by /64 too', async () => {
+    const app = await boot({
+      TRUST_PROXY: '1',
+      RATE_LIMIT_LOGIN_PER_IP: '2',
+      RATE_LIMIT_CALLBACK_PER_IP: '2',
+    });
+    const ips = ['198.51.100.20', '::ffff:198.51.100.20', '::FFFF:c633:6414'];
+    const logins: number[] = [];
+    for (const [i, ip] of ips.entries()) {
+      logins.push((await start(app, `mapped${i}`, new Browser(), ip)).status);
+    }
+    expect(logins).toEqual([303, 303, 429]);
+    const callbacks: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const state = randomBytes(32).toString('base64url');
+      const res = await fetch(`${app.url}/auth/duo/callback?state=${state}&duo_code=c${i}`, {
+        headers: { ...JSON_ACCEPT, 'x-forwarded-for': `2001:db8:99:5::${i + 1}` },
+      });
+      await res.arrayBuffer();
+      callbacks.push(res.status);
+    }
+    expect(callbacks).toEqual([400, 400, 429, 429]);
+    expect(await rateLimitedEvents(app, 'login_ip')).toHaveLength(1);
+    expect(await rateLimitedEvents(app, 'callback_ip')).toHaveLength(1);
+  });
+
+  it('RL-10 should count each IPv6 address alone when RATE_LIMIT_IPV6_SUBNET is 128', async () => {
+    const app = await boot({
+      TRUST_PROXY: '1',
+      RATE_LIMIT_LOGIN_PER_IP: '1',
+      RATE_LIMIT_IPV6_SUBNET: '128',
+    });
+    expect((await start(app, 'p1', new Browser(), '2001:db8:88:1::1')).status).toBe(303);
+    expect((await start(app, 'p2', new Browser(), '2001:db8:88:1::2')).status).toBe(303);
+    expect((await start(app, 'p3', new Browser(), '2001:db8:88:1::1')).status).toBe(429);
+  });
+
   it('RL-05 should allow the configured limit in total, not N times it, across two instances sharing Redis', async () => {
     const prefix = `test-rl-${randomBytes(6).toString('hex')}:`;
     const env = {

@@ -57,6 +57,7 @@ export interface AppEnv {
   RATE_LIMIT_LOGIN_PER_IP: number;
   RATE_LIMIT_LOGIN_PER_USER: number;
   RATE_LIMIT_CALLBACK_PER_IP: number;
+  RATE_LIMIT_IPV6_SUBNET: number;
 }
 
 type Raw = Record<string, string | undefined>;
@@ -322,6 +323,7 @@ const SCHEMA: Schema = {
   RATE_LIMIT_LOGIN_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
   RATE_LIMIT_LOGIN_PER_USER: { parse: int(0, 1_000_000), fallback: () => 5 },
   RATE_LIMIT_CALLBACK_PER_IP: { parse: int(0, 1_000_000), fallback: () => 100 },
+  RATE_LIMIT_IPV6_SUBNET: { parse: int(48, 128), fallback: () => 64 },
 };
 
 /** Names of every variable, in README order. */

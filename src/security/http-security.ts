@@ -9,6 +9,7 @@ import {
 } from '../duo/index.js';
 import type { CsrfService } from './csrf.service.js';
 import {
+  ipRateLimitSubject,
   normalizeUsernameForLimit,
   type RateLimitDecision,
   type RateLimiter,
@@ -167,13 +168,17 @@ export interface RateLimitSettings {
   loginPerIp: number;
   loginPerUser: number;
   callbackPerIp: number;
+  /** Prefix length grouping IPv6 clients (RATE_LIMIT_IPV6_SUBNET); 64 when absent. */
+  ipv6Subnet?: number;
 }
 
 /**
  * Rate limits on sign-on start (per IP, then per username: the MFA-start cap against push
  * bombing) and on the callback (per IP). Over a limit: 429 with Retry-After and one
  * `rate_limited` audit event per key and window. A limiter outage lets requests through (logged):
- * sign-on then depends on the same Redis anyway.
+ * sign-on then depends on the same Redis anyway. Per-IP limits count an IPv6 client by its
+ * network (`ipv6Subnet`, default /64) and an IPv4-mapped address as its IPv4 address; a client
+ * address that is not an IP counts as the socket's (see {@link ipRateLimitSubject}).
  */
 export function rateLimitMiddleware(
   limiter: RateLimiter,
@@ -207,7 +212,10 @@ export function rateLimitMiddleware(
       return;
     }
     const ctx = requestContext(req);
-    const ip = ctx.clientIp ?? 'unknown';
+    const ip =
+      ipRateLimitSubject(ctx.clientIp, settings.ipv6Subnet) ??
+      ipRateLimitSubject(req.socket.remoteAddress, settings.ipv6Subnet) ??
+      'unknown';
     let decision = await check(isLogin ? loginIp : callbackIp, ip);
     let ruleName = isLogin ? loginIp.name : callbackIp.name;
     let username: string | undefined;

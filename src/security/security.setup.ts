@@ -78,6 +78,7 @@ export function applySecurity(
         loginPerIp: config.getOrThrow<number>('RATE_LIMIT_LOGIN_PER_IP'),
         loginPerUser: config.getOrThrow<number>('RATE_LIMIT_LOGIN_PER_USER'),
         callbackPerIp: config.getOrThrow<number>('RATE_LIMIT_CALLBACK_PER_IP'),
+        ipv6Subnet: config.getOrThrow<number>('RATE_LIMIT_IPV6_SUBNET'),
       },
       emit,
       (err) => {
