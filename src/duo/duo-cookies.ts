@@ -44,6 +44,15 @@ export class DuoCookies {
   }
 
   clear(res: Response, name: string): void {
+    // A cookie set earlier in this same response (a session opened, then discarded because its
+    // audit write failed) is withdrawn, so its value is never sent.
+    const earlier = res.getHeader('Set-Cookie');
+    if (earlier !== undefined) {
+      const kept = (Array.isArray(earlier) ? earlier : [String(earlier)]).filter(
+        (c) => !c.startsWith(`${name}=`),
+      );
+      res.setHeader('Set-Cookie', kept);
+    }
     res.append('Set-Cookie', this.serialize(name, '', 0));
   }
 
