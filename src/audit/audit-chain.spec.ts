@@ -13,7 +13,7 @@ import {
   readCheckpoints,
   verifyChain,
 } from './audit-chain.js';
-import { buildAuditRecord, type AuditRow } from './audit-record.js';
+import { AUDIT_RECORD_COLUMNS, buildAuditRecord, type AuditRow } from './audit-record.js';
 
 const KEY = normalizeChainKey('unit-test-chain-key-0123456789');
 
@@ -76,6 +76,48 @@ describe('audit chain', () => {
       ok: true,
       checked: 0,
       lastSeq: 0,
+    });
+  });
+
+  it.each(AUDIT_RECORD_COLUMNS)(
+    'should report hash_mismatch at the edited row when its %s column is changed',
+    async (column) => {
+      const { rows, head } = chain(5);
+      const edited = rows.map((r) => ({ ...r }));
+      const before = edited[2][column];
+      (edited[2] as Record<string, string | null>)[column] =
+        before === null ? 'x' : before === 'x' ? 'y' : `${before}x`;
+      expect(await verifyChain(KEY, { anchor: null, head, rows: edited })).toEqual({
+        ok: false,
+        checked: 2,
+        lastSeq: 2,
+        firstBrokenSeq: 3,
+        problem: 'hash_mismatch',
+      });
+    },
+  );
+
+  it('should report hash_mismatch when the newest row is edited or a row is re-hashed with another key', async () => {
+    const { rows, head } = chain(3);
+    const last = rows.map((r, i) => (i === 2 ? { ...r, username: 'mallory' } : r));
+    expect(await verifyChain(KEY, { anchor: null, head, rows: last })).toMatchObject({
+      ok: false,
+      firstBrokenSeq: 3,
+      problem: 'hash_mismatch',
+    });
+    const otherKey = normalizeChainKey('an-attackers-own-key-0123456789');
+    const forged = rows.map((r, i) => {
+      if (i !== 1) {
+        return r;
+      }
+      const { prev_hash: prev, hash: _old, ...rest } = { ...r, username: 'mallory' };
+      return { ...rest, prev_hash: prev, hash: linkHash(otherKey, prev, rest) };
+    });
+    expect(await verifyChain(KEY, { anchor: null, head, rows: forged })).toMatchObject({
+      ok: false,
+      checked: 1,
+      firstBrokenSeq: 2,
+      problem: 'hash_mismatch',
     });
   });
 
