@@ -24,6 +24,7 @@ export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
     css: env.DUO_BUTTON_CSS,
     showPoweredBy: env.DUO_SHOW_POWERED_BY,
     sessionSecret: env.SESSION_SECRET,
+    ...(env.SESSION_SECRET_PREVIOUS ? { sessionSecretPrevious: env.SESSION_SECRET_PREVIOUS } : {}),
     sessionIdleTimeoutMs: env.SESSION_IDLE_TIMEOUT_MS,
     sessionAbsoluteTimeoutMs: env.SESSION_ABSOLUTE_TIMEOUT_MS,
     defaultReturnTo: '/result',

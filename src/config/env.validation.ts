@@ -45,6 +45,7 @@ export interface AppEnv {
   REDIS_URL: string | undefined;
   REDIS_KEY_PREFIX: string;
   SESSION_SECRET: string;
+  SESSION_SECRET_PREVIOUS: string | undefined;
   SESSION_IDLE_TIMEOUT_MS: number;
   SESSION_ABSOLUTE_TIMEOUT_MS: number;
   AUDIT_CHAIN_KEY: string;
@@ -301,6 +302,15 @@ const SCHEMA: Schema = {
       production
         ? invalid('is required in production (>= 32 random characters)')
         : randomBytes(32).toString('base64url'),
+  },
+  SESSION_SECRET_PREVIOUS: {
+    parse: (raw, ctx) => {
+      const v = secret('it still verifies store records sealed before a rotation')(raw, ctx);
+      return v === ctx.raw.SESSION_SECRET
+        ? invalid('must differ from SESSION_SECRET (it is the secret before the last rotation)')
+        : v;
+    },
+    fallback: () => undefined,
   },
   SESSION_IDLE_TIMEOUT_MS: { parse: int(60_000, 86_400_000), fallback: () => 15 * 60_000 },
   SESSION_ABSOLUTE_TIMEOUT_MS: {

@@ -21,6 +21,7 @@ export const DUO_AUTH_EVENT_TYPES = [
   'access_denied',
   'input_validation_failed',
   'rate_limited',
+  'store_record_invalid',
 ] as const;
 
 export type DuoAuthEventType = (typeof DUO_AUTH_EVENT_TYPES)[number];

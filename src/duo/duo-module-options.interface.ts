@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { DuoClientOptions } from './duo-client-options.js';
 import type { DuoAuthEvent } from './duo-events.js';
 import type { PendingLoginStore } from './stores/pending-login.store.js';
@@ -27,20 +27,47 @@ export interface DuoModuleOptions extends DuoClientOptions {
   defaultReturnTo?: string;
   /** The sign-on page HTML requests are sent to when a route needs MFA. @default '/' */
   signOnPath?: string;
-  /** Signs the session and binding cookies (>= 32 characters). */
+  /**
+   * Signs the session and binding cookies (>= 32 characters), and, through a key derived from it
+   * for that use alone (HKDF-SHA256, info 'duo-nest/store-record/v1'), seals every record the
+   * built-in stores keep: a pending login or session edited, or copied under another key, in Redis
+   * (or memory) fails its MAC, is dropped, and is reported as `store_record_invalid`.
+   */
   sessionSecret: string;
+  /**
+   * The session secret before the last rotation (>= 32 characters): store records it sealed are
+   * still accepted, and sealed again with `sessionSecret` on their next write. It never seals, and
+   * does not verify cookies. Drop it once the longest session lifetime has passed.
+   */
+  sessionSecretPrevious?: string;
   /** Idle timeout of an MFA session. @default 900000 */
   sessionIdleTimeoutMs?: number;
   /** Absolute timeout of an MFA session. @default 28800000 */
   sessionAbsoluteTimeoutMs?: number;
   /** Mark cookies Secure (and use the __Host- prefix). @default true unless allowInsecureHttp */
   secureCookies?: boolean;
-  /** Redis for pending logins and sessions shared by every instance; absent: in memory (one instance). */
-  redis?: Redis;
-  /** Prefix of every Redis key of the built-in stores (`<prefix>pending:`, `<prefix>sess:`); use a
-   *  hash tag such as `{duo}:` on Redis Cluster. @default 'duo:' */
+  /**
+   * Redis for pending logins and sessions shared by every instance: one Redis, or an ioredis
+   * `Cluster` (then `redisKeyPrefix` must hold a hash tag). Absent: in memory (one instance).
+   */
+  redis?: Redis | Cluster;
+  /**
+   * Prefix of every Redis key of the built-in stores (`<prefix>pending:`, `<prefix>sess:`).
+   *
+   * On Redis Cluster it must hold a hash tag, such as `{duo}:`: the stores' Lua scripts touch
+   * several keys at once (a record and its index), which Cluster allows only within one hash slot,
+   * and the tag (the text between the first `{` and the next `}`, together with any ioredis
+   * `keyPrefix`) puts every key of the stores in one slot. A Cluster with an untagged prefix is
+   * refused at boot. Every key of the stores thus lives on one master: Cluster spreads other data,
+   * not these stores' load. @default 'duo:'
+   */
   redisKeyPrefix?: string;
-  /** Custom stores (they win over `redis`). */
+  /**
+   * Custom stores (they win over `redis`). DuoModule cannot seal what they keep: a custom store
+   * must guard its own records (for example with the exported StoreRecordSealer and a key derived
+   * from your secret), or keep them where nobody else can write. The built-in memory and Redis
+   * stores seal every record.
+   */
   stores?: { pendingLogins?: PendingLoginStore; sessions?: SessionStore };
   /** Receives every auth event before the response is sent (the audit trail). A throw on a success
    *  event refuses the sign-on ('audit_unavailable'). */

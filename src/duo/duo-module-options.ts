@@ -2,14 +2,25 @@ import type { Request } from 'express';
 import { validateDuoClientOptions } from './duo-client-options.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
+import { connectionKeyPrefix, hashTagOf } from './stores/redis-script.js';
+import { effectivePrefix } from './stores/store-validation.js';
 
 export type NormalizedDuoModuleOptions = Required<
   Omit<
     DuoModuleOptions,
-    'redis' | 'stores' | 'onEvent' | 'fetch' | 'usernameResolver' | 'onDuoCall'
+    | 'redis'
+    | 'stores'
+    | 'onEvent'
+    | 'fetch'
+    | 'usernameResolver'
+    | 'onDuoCall'
+    | 'sessionSecretPrevious'
   >
 > &
-  Pick<DuoModuleOptions, 'redis' | 'stores' | 'onEvent' | 'fetch' | 'onDuoCall'> & {
+  Pick<
+    DuoModuleOptions,
+    'redis' | 'stores' | 'onEvent' | 'fetch' | 'onDuoCall' | 'sessionSecretPrevious'
+  > & {
     usernameResolver: NonNullable<DuoModuleOptions['usernameResolver']>;
     /** The callback route's path, from redirectUri. */
     callbackPath: string;
@@ -57,6 +68,12 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
   if (typeof options.sessionSecret !== 'string' || options.sessionSecret.length < 32) {
     issues.push({ field: 'sessionSecret', message: 'must be at least 32 characters' });
   }
+  if (
+    options.sessionSecretPrevious !== undefined &&
+    (typeof options.sessionSecretPrevious !== 'string' || options.sessionSecretPrevious.length < 32)
+  ) {
+    issues.push({ field: 'sessionSecretPrevious', message: 'must be at least 32 characters' });
+  }
   for (const field of ['defaultReturnTo', 'signOnPath'] as const) {
     const value = options[field];
     if (value !== undefined && (typeof value !== 'string' || !SAME_ORIGIN_PATH.test(value))) {
@@ -68,6 +85,16 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     issues.push({
       field: 'redisKeyPrefix',
       message: 'must be at most 64 printable characters without spaces',
+    });
+  } else if (
+    options.redis?.isCluster &&
+    !(options.stores?.pendingLogins && options.stores.sessions) &&
+    hashTagOf(effectivePrefix(connectionKeyPrefix(options.redis), redisKeyPrefix)) === undefined
+  ) {
+    issues.push({
+      field: 'redisKeyPrefix',
+      message:
+        "must hold a hash tag on Redis Cluster, such as '{duo}:' (the stores' scripts touch several keys, which must share one slot)",
     });
   }
   const secureCookies = options.secureCookies ?? !normalized.allowInsecureHttp;

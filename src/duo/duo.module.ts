@@ -28,11 +28,40 @@ import {
   RedisPendingLoginStore,
   type PendingLoginStore,
 } from './stores/pending-login.store.js';
+import { StoreRecordSealer, type InvalidStoreRecordHandler } from './stores/record-seal.js';
 import {
   MemorySessionStore,
   RedisSessionStore,
   type SessionStore,
 } from './stores/session.store.js';
+
+/** Token of the built-in stores' shared record sealer and invalid-record report (internal). */
+const STORE_SEAL = Symbol('DUO_STORE_SEAL');
+
+interface StoreSeal {
+  sealer: StoreRecordSealer;
+  onInvalidRecord: InvalidStoreRecordHandler;
+}
+
+/**
+ * One sealer for both built-in stores, keyed from the session secret (the previous one verifies
+ * only), and the report of a record that failed its check: a warning (no key, no value) and one
+ * `store_record_invalid` event, which the app audits and counts.
+ */
+function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
+  const logger = new Logger('Duo');
+  return {
+    sealer: new StoreRecordSealer(o.sessionSecret, o.sessionSecretPrevious),
+    onInvalidRecord: async ({ store, reason }) => {
+      logger.warn(`store_record_invalid store=${store} reason=${reason}: treated as absent`);
+      await o.onEvent?.({
+        type: 'store_record_invalid',
+        outcome: 'failure',
+        reason: `${store === 'session' ? 'session' : 'pending_login'}_${reason}`,
+      });
+    },
+  };
+}
 
 /**
  * Duo Universal Prompt MFA for Nest: the client, the Passport strategy, pending-login and session
@@ -55,27 +84,33 @@ import {
       useFactory: (o: NormalizedDuoModuleOptions) => new DuoClient(o),
     },
     {
-      provide: DUO_PENDING_LOGIN_STORE,
+      provide: STORE_SEAL,
       inject: [DUO_OPTIONS],
-      useFactory: (o: NormalizedDuoModuleOptions): PendingLoginStore =>
+      useFactory: storeSealFrom,
+    },
+    {
+      provide: DUO_PENDING_LOGIN_STORE,
+      inject: [DUO_OPTIONS, STORE_SEAL],
+      useFactory: (o: NormalizedDuoModuleOptions, seal: StoreSeal): PendingLoginStore =>
         o.stores?.pendingLogins ??
         (o.redis
-          ? new RedisPendingLoginStore(o.redis, { prefix: `${o.redisKeyPrefix}pending:` })
-          : new MemoryPendingLoginStore()),
+          ? new RedisPendingLoginStore(o.redis, { ...seal, prefix: `${o.redisKeyPrefix}pending:` })
+          : new MemoryPendingLoginStore(seal)),
     },
     {
       provide: DUO_SESSION_STORE,
-      inject: [DUO_OPTIONS],
-      useFactory: (o: NormalizedDuoModuleOptions): SessionStore => {
-        const timeouts = {
+      inject: [DUO_OPTIONS, STORE_SEAL],
+      useFactory: (o: NormalizedDuoModuleOptions, seal: StoreSeal): SessionStore => {
+        const options = {
+          ...seal,
           idleTimeoutMs: o.sessionIdleTimeoutMs,
           absoluteTimeoutMs: o.sessionAbsoluteTimeoutMs,
         };
         return (
           o.stores?.sessions ??
           (o.redis
-            ? new RedisSessionStore(o.redis, { ...timeouts, prefix: `${o.redisKeyPrefix}sess:` })
-            : new MemorySessionStore(timeouts))
+            ? new RedisSessionStore(o.redis, { ...options, prefix: `${o.redisKeyPrefix}sess:` })
+            : new MemorySessionStore(options))
         );
       },
     },

@@ -66,6 +66,12 @@ export {
   type TakeResult,
 } from './stores/pending-login.store.js';
 export {
+  StoreRecordSealer,
+  STORE_RECORD_KEY_INFO,
+  type InvalidStoreRecord,
+  type InvalidStoreRecordHandler,
+} from './stores/record-seal.js';
+export {
   MemorySessionStore,
   RedisSessionStore,
   type MfaSession,

@@ -1,6 +1,19 @@
-import type { Redis } from 'ioredis';
-
-import { RedisScript } from './redis-script.js';
+import {
+  MEMORY_RECORDS,
+  processLocalSealer,
+  reportInvalid,
+  requireSealer,
+  type InvalidStoreRecordHandler,
+  type SealPart,
+  type StoreRecordSealer,
+  type StoreSealOptions,
+} from './record-seal.js';
+import {
+  assertClusterSafePrefix,
+  connectionKeyPrefix,
+  RedisScript,
+  type RedisConnection,
+} from './redis-script.js';
 import { DuoStoreError, PendingLoginStoreFullError } from './store.errors.js';
 import {
   effectivePrefix,
@@ -182,6 +195,70 @@ function serializeForPut(login: PendingLogin): { login: PendingLogin; json: stri
   return { login: parsed, json };
 }
 
+const LOGIN_KEYS: ReadonlySet<string> = new Set([
+  'state',
+  'nonce',
+  'username',
+  'returnTo',
+  'bindingHash',
+  'createdAt',
+  'expiresAt',
+  'clientIp',
+  'userAgent',
+  'correlationId',
+]);
+
+/** Every field of a pending login, in a fixed order, after its kind and key name: what its MAC covers. */
+function sealParts(keyName: string, l: PendingLogin): SealPart[] {
+  return [
+    'pending-login/v1',
+    keyName,
+    l.state,
+    l.nonce,
+    l.username,
+    l.returnTo,
+    l.bindingHash,
+    l.createdAt,
+    l.expiresAt,
+    l.clientIp ?? null,
+    l.userAgent ?? null,
+    l.correlationId ?? null,
+  ];
+}
+
+/**
+ * A record read back: a pending login whose every field and key name its MAC `m` covers, filed
+ * under `state`. Anything else is reported (once: the caller has removed it) and counts as absent.
+ */
+async function openSealed(
+  sealer: StoreRecordSealer,
+  onInvalid: InvalidStoreRecordHandler | undefined,
+  keyName: string,
+  state: string,
+  record: unknown,
+): Promise<PendingLogin | undefined> {
+  const login = isPlainObject(record) ? parseStrict(record) : undefined;
+  if (!login || login.state !== state) {
+    await reportInvalid(onInvalid, { store: 'pending-login', reason: 'shape' });
+    return undefined;
+  }
+  if (!sealer.verify(sealParts(keyName, login), (record as Record<string, unknown>).m)) {
+    await reportInvalid(onInvalid, { store: 'pending-login', reason: 'mac' });
+    return undefined;
+  }
+  return login;
+}
+
+/** parsePendingLogin that also refuses unknown fields (besides the MAC `m`). */
+function parseStrict(record: Record<string, unknown>): PendingLogin | undefined {
+  for (const key of Object.keys(record)) {
+    if (key !== 'm' && !LOGIN_KEYS.has(key)) {
+      return undefined;
+    }
+  }
+  return parsePendingLogin(record);
+}
+
 function sweepLimit(limit: number | undefined): number {
   const l = limit ?? PENDING_LOGIN_SWEEP_LIMIT.default;
   if (!Number.isSafeInteger(l) || l <= 0) {
@@ -194,11 +271,16 @@ function duplicateError(): DuoStoreError {
   return new DuoStoreError('duplicate', 'A pending login with this state already exists');
 }
 
+/** The key name a memory record's MAC covers. */
+function memoryKey(state: string): string {
+  return `memory:pending:l:${state}`;
+}
+
 function takeResult(login: PendingLogin, now: number): TakeResult {
   return now >= login.expiresAt ? { status: 'expired', login } : { status: 'ok', login };
 }
 
-export interface MemoryPendingLoginStoreOptions {
+export interface MemoryPendingLoginStoreOptions extends StoreSealOptions {
   /**
    * Most pending logins held at once (expired ones not yet swept included).
    * @default 10_000
@@ -208,8 +290,15 @@ export interface MemoryPendingLoginStoreOptions {
   clock?: () => number;
 }
 
+/** A memory record: the login as stored and its MAC. */
+interface SealedLogin {
+  login: PendingLogin;
+  m: string;
+}
+
 /**
- * Pending logins in this process's memory: for one instance (or sticky sessions). Bounded: when
+ * Pending logins in this process's memory: for one instance (or sticky sessions). Each record is
+ * sealed like a Redis one and checked when taken or swept (see StoreRecordSealer). Bounded: when
  * full, `put` first purges the logins that have expired (they stay queued, without their index
  * entry, for the next `sweepExpired`, at most `maxEntries` of them; beyond that the oldest are
  * dropped and counted in `droppedExpiredCount`), then throws `PendingLoginStoreFullError`.
@@ -218,17 +307,26 @@ export interface MemoryPendingLoginStoreOptions {
 export class MemoryPendingLoginStore implements PendingLoginStore {
   readonly maxEntries: number;
   readonly #clock: () => number;
-  readonly #logins = new Map<string, PendingLogin>();
+  readonly #sealer: StoreRecordSealer;
+  readonly #onInvalid: InvalidStoreRecordHandler | undefined;
+  readonly #logins = new Map<string, SealedLogin>();
   // Min-heap on expiresAt with lazy deletion: an entry is live only while #logins maps its state to
   // that very object.
-  #heap: PendingLogin[] = [];
+  #heap: SealedLogin[] = [];
   // Expired logins purged by a full put, waiting for sweepExpired.
-  #purged: PendingLogin[] = [];
+  #purged: SealedLogin[] = [];
   #droppedExpired = 0;
 
   constructor(options: MemoryPendingLoginStoreOptions = {}) {
     this.maxEntries = positiveIntOption('maxEntries', options.maxEntries, 10_000);
     this.#clock = options.clock ?? Date.now;
+    this.#sealer = processLocalSealer(options);
+    this.#onInvalid = options.onInvalidRecord;
+  }
+
+  /** The raw records, keyed by state: for tests that play an attacker who edits the store. */
+  get [MEMORY_RECORDS](): Map<string, { login: PendingLogin; m: string }> {
+    return this.#logins;
   }
 
   /** Expired logins dropped without ever being swept, because the purge queue was full. */
@@ -248,41 +346,51 @@ export class MemoryPendingLoginStore implements PendingLoginStore {
           throw new PendingLoginStoreFullError(this.maxEntries);
         }
       }
-      this.#logins.set(stored.state, stored);
-      this.#heapPush(stored);
+      const sealed = {
+        login: stored,
+        m: this.#sealer.seal(sealParts(memoryKey(stored.state), stored)),
+      };
+      this.#logins.set(stored.state, sealed);
+      this.#heapPush(sealed);
     });
   }
 
-  take(state: string, now = this.#clock()): Promise<TakeResult> {
+  async take(state: string, now = this.#clock()): Promise<TakeResult> {
     if (!isPendingLoginState(state)) {
-      return Promise.resolve({ status: 'missing' });
+      return { status: 'missing' };
     }
-    const login = this.#logins.get(state);
-    if (!login) {
-      return Promise.resolve({ status: 'missing' });
+    const entry = this.#logins.get(state);
+    if (!entry) {
+      return { status: 'missing' };
     }
     this.#logins.delete(state);
     this.#compactHeapIfStale();
-    return Promise.resolve(takeResult({ ...login }, now));
+    const login = await this.#open(state, entry);
+    return login ? takeResult(login, now) : { status: 'missing' };
   }
 
-  sweepExpired(now = this.#clock(), limit?: number): Promise<PendingLogin[]> {
-    return settle(() => {
-      const max = sweepLimit(limit);
-      const out = this.#purged.splice(0, max);
-      while (out.length < max) {
-        const top = this.#heap[0];
-        if (!top || top.expiresAt > now) {
-          break;
-        }
-        this.#heapPop();
-        if (this.#logins.get(top.state) === top) {
-          this.#logins.delete(top.state);
-          out.push(top);
-        }
+  async sweepExpired(now = this.#clock(), limit?: number): Promise<PendingLogin[]> {
+    const max = sweepLimit(limit);
+    const claimed = this.#purged.splice(0, max);
+    while (claimed.length < max) {
+      const top = this.#heap[0];
+      if (!top || top.login.expiresAt > now) {
+        break;
       }
-      return out.map((l) => ({ ...l }));
-    });
+      this.#heapPop();
+      if (this.#logins.get(top.login.state) === top) {
+        this.#logins.delete(top.login.state);
+        claimed.push(top);
+      }
+    }
+    const out: PendingLogin[] = [];
+    for (const entry of claimed) {
+      const login = await this.#open(entry.login.state, entry);
+      if (login) {
+        out.push(login);
+      }
+    }
+    return out;
   }
 
   count(): Promise<number> {
@@ -296,11 +404,19 @@ export class MemoryPendingLoginStore implements PendingLoginStore {
     return Promise.resolve();
   }
 
+  // A copy of the record, once its MAC is checked (it has already been removed).
+  #open(state: string, entry: SealedLogin): Promise<PendingLogin | undefined> {
+    return openSealed(this.#sealer, this.#onInvalid, memoryKey(state), state, {
+      ...entry.login,
+      m: entry.m,
+    });
+  }
+
   #purgeExpired(now: number): void {
-    for (let top = this.#heap[0]; top && top.expiresAt <= now; top = this.#heap[0]) {
+    for (let top = this.#heap[0]; top && top.login.expiresAt <= now; top = this.#heap[0]) {
       this.#heapPop();
-      if (this.#logins.get(top.state) === top) {
-        this.#logins.delete(top.state);
+      if (this.#logins.get(top.login.state) === top) {
+        this.#logins.delete(top.login.state);
         this.#purged.push(top);
       }
     }
@@ -320,13 +436,13 @@ export class MemoryPendingLoginStore implements PendingLoginStore {
     }
   }
 
-  #heapPush(login: PendingLogin): void {
+  #heapPush(login: SealedLogin): void {
     const heap = this.#heap;
     heap.push(login);
     let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (heap[parent].expiresAt <= heap[i].expiresAt) {
+      if (heap[parent].login.expiresAt <= heap[i].login.expiresAt) {
         break;
       }
       [heap[parent], heap[i]] = [heap[i], heap[parent]];
@@ -350,10 +466,10 @@ export class MemoryPendingLoginStore implements PendingLoginStore {
       const l = 2 * i + 1;
       const r = l + 1;
       let min = i;
-      if (l < heap.length && heap[l].expiresAt < heap[min].expiresAt) {
+      if (l < heap.length && heap[l].login.expiresAt < heap[min].login.expiresAt) {
         min = l;
       }
-      if (r < heap.length && heap[r].expiresAt < heap[min].expiresAt) {
+      if (r < heap.length && heap[r].login.expiresAt < heap[min].login.expiresAt) {
         min = r;
       }
       if (min === i) {
@@ -380,7 +496,9 @@ local v = redis.call('GET', KEYS[2])
 redis.call('DEL', KEYS[2])
 return v
 `;
-// KEYS[1] index; ARGV now, limit, record-key prefix (ioredis keyPrefix included).
+// KEYS[1] index; ARGV now, limit, record-key prefix (ioredis keyPrefix included). Answers
+// state, record, state, record...: the state is the key the record was read from, which its MAC
+// must name.
 const SWEEP_LUA = `
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
@@ -390,6 +508,7 @@ for _, m in ipairs(members) do
     local v = redis.call('GET', k)
     if v then
       redis.call('DEL', k)
+      out[#out + 1] = m
       out[#out + 1] = v
     end
   end
@@ -400,13 +519,16 @@ const PUT_SCRIPT = new RedisScript(PUT_LUA);
 const TAKE_SCRIPT = new RedisScript(TAKE_LUA);
 const SWEEP_SCRIPT = new RedisScript(SWEEP_LUA);
 
-export interface RedisPendingLoginStoreOptions {
+export interface RedisPendingLoginStoreOptions extends StoreSealOptions {
   /**
-   * Prefix of every key. For Redis Cluster put a hash tag in it (`{duo}:pending:`): the sweep
-   * script builds record keys itself, so all keys must share one slot.
+   * Prefix of every key. On Redis Cluster it must hold a hash tag (`{duo}:pending:`): the scripts
+   * touch the index and a record (the sweep builds record keys itself), which Cluster allows only
+   * within one slot. Checked at construction.
    * @default 'duo:pending:'
    */
   prefix?: string;
+  /** Seals and checks every record; build it from the secret all instances share. Required. */
+  sealer: StoreRecordSealer;
   /**
    * How long Redis keeps a record after its `expiresAt` (its key TTL is `expiresAt - now + graceMs`),
    * so a sweep can still report it as abandoned; after that Redis drops it on its own.
@@ -429,27 +551,35 @@ export class RedisPendingLoginStore implements PendingLoginStore {
   readonly prefix: string;
   readonly graceMs: number;
   readonly #clock: () => number;
+  readonly #sealer: StoreRecordSealer;
+  readonly #onInvalid: InvalidStoreRecordHandler | undefined;
   readonly #indexKey: string;
   readonly #recordPrefixForLua: string;
 
   constructor(
-    private readonly redis: Redis,
-    options: RedisPendingLoginStoreOptions = {},
+    private readonly redis: RedisConnection,
+    options: RedisPendingLoginStoreOptions,
   ) {
     this.prefix = options.prefix ?? 'duo:pending:';
     this.graceMs = positiveIntOption('graceMs', options.graceMs, 3_600_000);
     this.#clock = options.clock ?? Date.now;
+    this.#sealer = requireSealer(options, 'RedisPendingLoginStore');
+    this.#onInvalid = options.onInvalidRecord;
     this.#indexKey = `${this.prefix}exp`;
-    this.#recordPrefixForLua = `${effectivePrefix(redis.options.keyPrefix, this.prefix)}l:`;
+    const full = effectivePrefix(connectionKeyPrefix(redis), this.prefix);
+    assertClusterSafePrefix(redis, full, 'RedisPendingLoginStore');
+    this.#recordPrefixForLua = `${full}l:`;
   }
 
   async put(login: PendingLogin, now = this.#clock()): Promise<void> {
     const { login: stored, json } = serializeForPut(login);
+    const key = this.#recordKey(stored.state);
+    const m = this.#sealer.seal(sealParts(key, stored));
     const ttlMs = Math.max(1, stored.expiresAt - now + this.graceMs);
     const created = await PUT_SCRIPT.run(
       this.redis,
-      [this.#indexKey, this.#recordKey(stored.state)],
-      [json, ttlMs, stored.expiresAt, stored.state],
+      [this.#indexKey, key],
+      [`${json.slice(0, -1)},"m":"${m}"}`, ttlMs, stored.expiresAt, stored.state],
     );
     if (created !== 1) {
       throw duplicateError();
@@ -465,11 +595,11 @@ export class RedisPendingLoginStore implements PendingLoginStore {
       [this.#indexKey, this.#recordKey(state)],
       [state],
     );
-    const login = this.#readBack(raw);
-    if (!login || login.state !== state) {
+    if (raw === null || raw === undefined) {
       return { status: 'missing' };
     }
-    return takeResult(login, now);
+    const login = await this.#readBack(state, raw);
+    return login ? takeResult(login, now) : { status: 'missing' };
   }
 
   async sweepExpired(now = this.#clock(), limit?: number): Promise<PendingLogin[]> {
@@ -483,8 +613,9 @@ export class RedisPendingLoginStore implements PendingLoginStore {
       return [];
     }
     const out: PendingLogin[] = [];
-    for (const item of raw) {
-      const login = this.#readBack(item);
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const state: unknown = raw[i];
+      const login = typeof state === 'string' ? await this.#readBack(state, raw[i + 1]) : undefined;
       if (login) {
         out.push(login);
       }
@@ -500,10 +631,12 @@ export class RedisPendingLoginStore implements PendingLoginStore {
     return `${this.prefix}l:${state}`;
   }
 
-  #readBack(raw: unknown): PendingLogin | undefined {
-    if (typeof raw !== 'string' || raw.length > PENDING_LOGIN_MAX_RECORD_BYTES) {
-      return undefined;
-    }
-    return parsePendingLogin(parseJson(raw));
+  // The record has already been removed from Redis: a bad one is reported exactly once.
+  #readBack(state: string, raw: unknown): Promise<PendingLogin | undefined> {
+    const record =
+      typeof raw === 'string' && raw.length <= PENDING_LOGIN_MAX_RECORD_BYTES + 64
+        ? parseJson(raw)
+        : undefined;
+    return openSealed(this.#sealer, this.#onInvalid, this.#recordKey(state), state, record);
   }
 }

@@ -1,33 +1,31 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Redis } from 'ioredis';
-
+import { MEMORY_RECORDS, StoreRecordSealer, type InvalidStoreRecord } from './record-seal.js';
+import type { RedisConnection } from './redis-script.js';
 import {
   MemorySessionStore,
   type NewMfaSession,
   RedisSessionStore,
+  type RedisSessionStoreOptions,
   SESSION_MAX_DATA_BYTES,
   type SessionStore,
   type SessionTimeoutOptions,
 } from './session.store.js';
-import { RedisScratch } from '../../../test/support/redis-scratch.js';
+import { storeBackends, type StoreBackend } from '../../../test/support/store-backends.js';
 
-const scratch = new RedisScratch('duo-sess');
+const backends = storeBackends('duo-sess', { beforeAll, afterAll });
+const SEALER = new StoreRecordSealer('store-spec-secret-0123456789abcdefghijklmnop');
 const T0 = 1_800_000_000_000;
 const IDLE = 15 * 60_000;
 const ABSOLUTE = 8 * 3_600_000;
 const TOUCH = 60_000;
 
-let redis: Redis;
-let redis2: Redis;
-const freshPrefix = () => scratch.freshPrefix();
-const keysUnder = (prefix: string) => scratch.keysUnder(prefix);
-
 /** Every string Redis holds under a key: its name, and its fields, members and values. */
-async function everythingUnder(prefix: string): Promise<string[]> {
+async function everythingUnder(b: StoreBackend, prefix: string): Promise<string[]> {
+  const redis = b.redis;
   const out: string[] = [];
-  for (const key of await keysUnder(prefix)) {
+  for (const key of await b.keysUnder(prefix)) {
     out.push(key);
     const type = await redis.type(key);
     if (type === 'hash') {
@@ -60,21 +58,18 @@ function input(overrides: Partial<NewMfaSession> = {}): NewMfaSession {
   };
 }
 
-beforeAll(() => {
-  redis = scratch.connect();
-  redis2 = scratch.connect();
-});
-
-afterAll(() => scratch.close());
-
-const timeouts: SessionTimeoutOptions = {
+const timeouts = {
   idleTimeoutMs: IDLE,
   absoluteTimeoutMs: ABSOLUTE,
   touchIntervalMs: TOUCH,
-};
+  sealer: SEALER,
+} satisfies SessionTimeoutOptions;
 const variants: [string, () => SessionStore][] = [
   ['MemorySessionStore', () => new MemorySessionStore({ maxEntries: 1_000, ...timeouts })],
-  ['RedisSessionStore', () => new RedisSessionStore(redis, { prefix: freshPrefix(), ...timeouts })],
+  ...backends.map((b): [string, () => SessionStore] => [
+    `RedisSessionStore on ${b.name}`,
+    () => new RedisSessionStore(b.redis, { prefix: b.freshPrefix(), ...timeouts }),
+  ]),
 ];
 
 describe.each(variants)('SessionStore contract: %s', (_name, makeStore) => {
@@ -344,7 +339,16 @@ describe(MemorySessionStore.name, () => {
   });
 });
 
-describe(RedisSessionStore.name, () => {
+describe.each(backends.map((b) => [b.name, b] as const))('RedisSessionStore on %s', (_n, b) => {
+  let redis: RedisConnection;
+  let redis2: RedisConnection;
+  const freshPrefix = () => b.freshPrefix();
+  const keysUnder = (prefix: string) => b.keysUnder(prefix);
+  beforeAll(() => {
+    redis = b.redis;
+    redis2 = b.redis2;
+  });
+
   it('should never store the raw id in a key or a value when sessions are used', async () => {
     const prefix = freshPrefix();
     const store = new RedisSessionStore(redis, { prefix, ...timeouts });
@@ -352,7 +356,7 @@ describe(RedisSessionStore.name, () => {
     await store.get(sessions[0].id, T0 + TOUCH);
     await store.update(sessions[1].id, { data: { note: 'hello' } }, T0 + 1);
 
-    const everything = (await everythingUnder(prefix)).join('\n');
+    const everything = (await everythingUnder(b, prefix)).join('\n');
 
     for (const s of sessions) {
       expect(everything).not.toContain(s.id);
@@ -464,5 +468,235 @@ describe(RedisSessionStore.name, () => {
     expect(afterCreate).toBeGreaterThan(IDLE - 10_000);
     expect(afterTouch).toBeLessThanOrEqual(IDLE);
     expect(afterTouch).toBeGreaterThan(IDLE - 10_000);
+  });
+});
+
+describe('sealed session records', () => {
+  const hashOf = (id: string) => createHash('sha256').update(id).digest('base64url');
+  const OLD = 'the-previous-session-secret-0123456789abcdef';
+  const NEW = 'the-current-session-secret-0123456789abcdefg';
+
+  describe('MemorySessionStore', () => {
+    function make(reports: InvalidStoreRecord[], sealer = SEALER) {
+      const store = new MemorySessionStore({
+        ...timeouts,
+        sealer,
+        onInvalidRecord: (r) => {
+          reports.push(r);
+        },
+      });
+      return { store, entries: store[MEMORY_RECORDS] };
+    }
+
+    it('should refuse and report once a session whose username and groups were edited', async () => {
+      const reports: InvalidStoreRecord[] = [];
+      const { store, entries } = make(reports);
+      const s = await store.create(input({ username: 'mallory', groups: [] }), T0);
+      const entry = entries.get(hashOf(s.id))!;
+      entry.core = { ...entry.core, username: 'admin', groups: ['admins'] };
+
+      const first = await store.get(s.id, T0 + 1);
+      const second = await store.get(s.id, T0 + 2);
+
+      expect(first).toEqual({ status: 'missing' });
+      expect(second).toEqual({ status: 'missing' });
+      expect(reports).toEqual([{ store: 'session', reason: 'mac' }]);
+      expect(await store.count()).toBe(0);
+    });
+
+    it('should refuse a session whose idle or absolute expiry was pushed out', async () => {
+      const reports: InvalidStoreRecord[] = [];
+      const { store, entries } = make(reports);
+      const a = await store.create(input(), T0);
+      const b = await store.create(input(), T0);
+      entries.get(hashOf(a.id))!.times.idleExpiresAt += 10 * 86_400_000;
+      entries.get(hashOf(b.id))!.times.absoluteExpiresAt += 10 * 86_400_000;
+
+      expect(await store.get(a.id, T0 + IDLE + 1)).toEqual({ status: 'missing' });
+      expect(await store.get(b.id, T0 + 1)).toEqual({ status: 'missing' });
+      expect(reports).toHaveLength(2);
+    });
+
+    it('should keep a touched and an updated session valid when they are re-sealed', async () => {
+      const reports: InvalidStoreRecord[] = [];
+      const { store } = make(reports);
+      const s = await store.create(input(), T0);
+
+      await store.get(s.id, T0 + TOUCH);
+      await store.update(s.id, { data: { csrf: 'x' } }, T0 + TOUCH + 1);
+      const found = await store.get(s.id, T0 + 2 * TOUCH);
+
+      expect(found).toMatchObject({ status: 'active', session: { lastSeenAt: T0 + 2 * TOUCH } });
+      expect(reports).toEqual([]);
+    });
+
+    it('should refuse a session sealed under an unrelated secret', async () => {
+      const reports: InvalidStoreRecord[] = [];
+      const other = make([], new StoreRecordSealer(OLD));
+      const { store, entries } = make(reports, new StoreRecordSealer(NEW));
+      const s = await other.store.create(input(), T0);
+      entries.set(hashOf(s.id), other.entries.get(hashOf(s.id))!);
+
+      expect(await store.get(s.id, T0 + 1)).toEqual({ status: 'missing' });
+      expect(reports).toEqual([{ store: 'session', reason: 'mac' }]);
+    });
+  });
+
+  describe.each(backends.map((b) => [b.name, b] as const))('RedisSessionStore on %s', (_n, b) => {
+    function make(reports: InvalidStoreRecord[], prefix: string, sealer = SEALER) {
+      return new RedisSessionStore(b.redis, {
+        ...timeouts,
+        prefix,
+        sealer,
+        onInvalidRecord: (r) => {
+          reports.push(r);
+        },
+      });
+    }
+
+    it('should refuse and report once a session whose username and groups were edited', async () => {
+      const prefix = b.freshPrefix();
+      const reports: InvalidStoreRecord[] = [];
+      const store = make(reports, prefix);
+      const s = await store.create(input({ username: 'mallory', groups: [] }), T0);
+      const key = `${prefix}s:${hashOf(s.id)}`;
+      const c = (await b.redis.hget(key, 'c'))!;
+      await b.redis.hset(
+        key,
+        'c',
+        c.replace('"mallory"', '"admin"').replace('"groups":[]', '"groups":["admins"]'),
+      );
+
+      const results = await Promise.all([1, 2, 3].map((i) => store.get(s.id, T0 + i)));
+
+      expect(results).toEqual([1, 2, 3].map(() => ({ status: 'missing' })));
+      expect(reports).toEqual([{ store: 'session', reason: 'mac' }]);
+      expect(await b.redis.exists(key)).toBe(0);
+    });
+
+    it('should refuse a session whose times, data, user index or MAC were edited', async () => {
+      const prefix = b.freshPrefix();
+      const reports: InvalidStoreRecord[] = [];
+      const store = make(reports, prefix);
+      const edits: [string, (v: string) => string][] = [
+        ['t', (t) => t.replace(/,(\d+)$/, (_m, abs: string) => `,${Number(abs) + 864_000_000}`)],
+        [
+          't',
+          (t) =>
+            t.replace(
+              /^(\d+),(\d+)/,
+              (_m, l: string, i: string) => `${l},${Number(i) + 864_000_000}`,
+            ),
+        ],
+        ['d', () => '{"csrf":"attacker"}'],
+        ['u', () => hashOf('someone-else')],
+        ['m', (m) => (m.startsWith('A') ? 'B' : 'A') + m.slice(1)],
+      ];
+      const sessions = await Promise.all(edits.map(() => store.create(input(), T0)));
+      for (const [i, [field, edit]] of edits.entries()) {
+        const key = `${prefix}s:${hashOf(sessions[i].id)}`;
+        await b.redis.hset(key, field, edit((await b.redis.hget(key, field))!));
+      }
+
+      const results = await Promise.all(sessions.map((s) => store.get(s.id, T0 + 1)));
+
+      expect(results).toEqual(sessions.map(() => ({ status: 'missing' })));
+      expect(reports).toHaveLength(edits.length);
+    });
+
+    it('should refuse and report a session copied under another id', async () => {
+      const prefix = b.freshPrefix();
+      const reports: InvalidStoreRecord[] = [];
+      const store = make(reports, prefix);
+      const victim = await store.create(input({ username: 'admin' }), T0);
+      const attacker = await store.create(input({ username: 'mallory' }), T0);
+      await b.redis.copy(
+        `${prefix}s:${hashOf(victim.id)}`,
+        `${prefix}s:${hashOf(attacker.id)}`,
+        'REPLACE',
+      );
+
+      expect(await store.get(attacker.id, T0)).toEqual({ status: 'missing' });
+      expect(await store.get(victim.id, T0)).toMatchObject({ status: 'active' });
+      expect(reports).toEqual([{ store: 'session', reason: 'mac' }]);
+    });
+
+    it('should re-seal the MAC in the touch so that the touched record stays valid', async () => {
+      const prefix = b.freshPrefix();
+      const reports: InvalidStoreRecord[] = [];
+      const store = make(reports, prefix);
+      const s = await store.create(input(), T0);
+      const key = `${prefix}s:${hashOf(s.id)}`;
+      const before = await b.redis.hgetall(key);
+
+      await store.get(s.id, T0 + TOUCH);
+      const after = await b.redis.hgetall(key);
+      await store.update(s.id, { data: { csrf: 'y' } }, T0 + TOUCH + 1);
+
+      expect(after.m).not.toBe(before.m);
+      expect(after.t).not.toBe(before.t);
+      expect(await store.get(s.id, T0 + TOUCH + 2)).toMatchObject({
+        status: 'active',
+        session: { lastSeenAt: T0 + TOUCH, data: { csrf: 'y' } },
+      });
+      expect(reports).toEqual([]);
+    });
+
+    it('should accept a session sealed under the previous secret and re-seal it on the next write', async () => {
+      const prefix = b.freshPrefix();
+      const reports: InvalidStoreRecord[] = [];
+      const before = make(reports, prefix, new StoreRecordSealer(OLD));
+      const rotated = make(reports, prefix, new StoreRecordSealer(NEW, OLD));
+      const onlyNew = make(reports, prefix, new StoreRecordSealer(NEW));
+      const s = await before.create(input(), T0);
+
+      const found = await rotated.get(s.id, T0 + 1);
+      const afterwards = await onlyNew.get(s.id, T0 + 2);
+
+      expect(found).toMatchObject({ status: 'active', session: { username: 'alice' } });
+      expect(afterwards).toMatchObject({ status: 'active', session: { username: 'alice' } });
+      expect(reports).toEqual([]);
+    });
+
+    it('should refuse a session sealed under an unrelated secret', async () => {
+      const prefix = b.freshPrefix();
+      const reports: InvalidStoreRecord[] = [];
+      const other = make([], prefix, new StoreRecordSealer(OLD));
+      const store = make(
+        reports,
+        prefix,
+        new StoreRecordSealer(NEW, 'an-unrelated-secret-0123456789abcdefghijk'),
+      );
+      const s = await other.create(input(), T0);
+
+      expect(await store.get(s.id, T0 + 1)).toEqual({ status: 'missing' });
+      expect(reports).toEqual([{ store: 'session', reason: 'mac' }]);
+    });
+
+    it('should refuse to be built without a sealer', () => {
+      expect(
+        () =>
+          new RedisSessionStore(b.redis, { prefix: b.freshPrefix() } as RedisSessionStoreOptions),
+      ).toThrow(/sealer/);
+    });
+  });
+});
+
+describe('RedisSessionStore on Redis Cluster prefixes', () => {
+  it('should refuse a prefix without a hash tag when the connection is a Cluster', () => {
+    const cluster = backends[1].redis;
+
+    expect(() => new RedisSessionStore(cluster, { sealer: SEALER, prefix: 'duo:sess:' })).toThrow(
+      /hash tag.*\{duo\}:/,
+    );
+    expect(() => new RedisSessionStore(cluster, { sealer: SEALER, prefix: '{}duo:' })).toThrow(
+      /hash tag/,
+    );
+    expect(
+      () => new RedisSessionStore(cluster, { sealer: SEALER, prefix: '{duo}:sess:' }),
+    ).not.toThrow();
+    expect(
+      () => new RedisSessionStore(backends[0].redis, { sealer: SEALER, prefix: 'duo:sess:' }),
+    ).not.toThrow();
   });
 });

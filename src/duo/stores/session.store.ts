@@ -1,8 +1,22 @@
 import { randomBytes } from 'node:crypto';
 
-import type { Redis } from 'ioredis';
-
-import { RedisScript } from './redis-script.js';
+import {
+  MEMORY_RECORDS,
+  processLocalSealer,
+  reportInvalid,
+  requireSealer,
+  type InvalidStoreRecordHandler,
+  type SealVerdict,
+  type StoreRecordSealer,
+  type StoreSealOptions,
+} from './record-seal.js';
+import {
+  assertClusterSafePrefix,
+  connectionKeyPrefix,
+  RedisScript,
+  scanKeys,
+  type RedisConnection,
+} from './redis-script.js';
 import { DuoStoreError } from './store.errors.js';
 import {
   effectivePrefix,
@@ -81,7 +95,7 @@ export interface SessionStore {
   close?(): Promise<void>;
 }
 
-export interface SessionTimeoutOptions {
+export interface SessionTimeoutOptions extends StoreSealOptions {
   /** A session unused this long expires. @default 900_000 (15 min) */
   idleTimeoutMs?: number;
   /** A session expires this long after creation, used or not. @default 28_800_000 (8 h) */
@@ -284,6 +298,30 @@ function assemble(
 }
 
 /**
+ * The identity JSON of a session (field `c` in Redis): its id hash, every identity field in a fixed
+ * order, and its creation time. The MAC covers this exact text.
+ */
+function coreJson(hash: string, core: SessionCore, createdAt: number): string {
+  return JSON.stringify({
+    v: 1,
+    h: hash,
+    username: core.username,
+    mfa: core.mfa,
+    failOpen: core.failOpen,
+    txid: core.txid,
+    factor: core.factor,
+    authTime: core.authTime,
+    groups: core.groups,
+    createdAt,
+  });
+}
+
+/** What a session's MAC covers, in a fixed order: kind, key name, identity, times, data, user index. */
+function sealParts(keyName: string, c: string, t: string, d: string, u: string): string[] {
+  return ['session/v1', keyName, c, t, d, u];
+}
+
+/**
  * A session whose `data` is parsed from JSON on first read: guards that only check identity and
  * timestamps never pay for it, and every caller still gets its own copy. (An accessor in the
  * literal keeps the object's shape fast; redefining the property per session did not.)
@@ -313,6 +351,8 @@ interface MemoryEntry {
   core: SessionCore;
   times: SessionTimes;
   dataJson: string;
+  /** MAC over the whole entry and its key (see sealParts), renewed on every write. */
+  m: string;
 }
 
 export interface MemorySessionStoreOptions extends SessionTimeoutOptions {
@@ -324,16 +364,28 @@ export interface MemorySessionStoreOptions extends SessionTimeoutOptions {
   maxEntries?: number;
 }
 
-/** Sessions in this process's memory: for one instance (or sticky sessions). */
+/**
+ * Sessions in this process's memory: for one instance (or sticky sessions). Each entry is sealed
+ * like a Redis one and checked on every read.
+ */
 export class MemorySessionStore implements SessionStore {
   readonly maxEntries: number;
   readonly #t: NormalizedTimeouts;
+  readonly #sealer: StoreRecordSealer;
+  readonly #onInvalid: InvalidStoreRecordHandler | undefined;
   readonly #sessions = new Map<string, MemoryEntry>();
   readonly #byUser = new Map<string, Set<string>>();
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.maxEntries = positiveIntOption('maxEntries', options.maxEntries, 100_000);
     this.#t = normalizeTimeouts(options);
+    this.#sealer = processLocalSealer(options);
+    this.#onInvalid = options.onInvalidRecord;
+  }
+
+  /** The raw entries, keyed by id hash: for tests that play an attacker who edits the store. */
+  get [MEMORY_RECORDS](): Map<string, MemoryEntry> {
+    return this.#sessions;
   }
 
   create(input: NewMfaSession, now = this.#t.clock()): Promise<MfaSession> {
@@ -352,7 +404,9 @@ export class MemorySessionStore implements SessionStore {
       }
       const hash = hashSessionId(id);
       const times = newTimes(now, this.#t);
-      this.#sessions.set(hash, { core, times, dataJson });
+      const entry: MemoryEntry = { core, times, dataJson, m: '' };
+      entry.m = this.#seal(hash, entry);
+      this.#sessions.set(hash, entry);
       let set = this.#byUser.get(core.username);
       if (!set) {
         set = new Set();
@@ -363,45 +417,50 @@ export class MemorySessionStore implements SessionStore {
     });
   }
 
-  get(id: string, now = this.#t.clock()): Promise<SessionLookup> {
-    return settle((): SessionLookup => {
-      if (!isSessionId(id)) {
-        return { status: 'missing' };
-      }
-      const hash = hashSessionId(id);
-      const entry = this.#sessions.get(hash);
-      if (!entry) {
-        return { status: 'missing' };
-      }
-      const reason = expiryReason(entry.times, now);
-      if (reason) {
-        this.#delete(hash);
-        return { status: 'expired', reason, session: this.#toSession(id, entry) };
-      }
-      if (now - entry.times.lastSeenAt >= this.#t.touchIntervalMs && now > entry.times.lastSeenAt) {
-        entry.times.lastSeenAt = now;
-        entry.times.idleExpiresAt = now + this.#t.idleTimeoutMs;
-      }
-      return { status: 'active', session: this.#toSession(id, entry) };
-    });
+  async get(id: string, now = this.#t.clock()): Promise<SessionLookup> {
+    if (!isSessionId(id)) {
+      return { status: 'missing' };
+    }
+    const hash = hashSessionId(id);
+    const found = await this.#verified(hash);
+    if (!found) {
+      return { status: 'missing' };
+    }
+    const { entry, verdict } = found;
+    const reason = expiryReason(entry.times, now);
+    if (reason) {
+      this.#delete(hash);
+      return { status: 'expired', reason, session: this.#toSession(id, entry) };
+    }
+    const due =
+      now - entry.times.lastSeenAt >= this.#t.touchIntervalMs && now > entry.times.lastSeenAt;
+    if (due) {
+      entry.times.lastSeenAt = now;
+      entry.times.idleExpiresAt = now + this.#t.idleTimeoutMs;
+    }
+    // Every write seals again; a record sealed with the previous secret is sealed anew now.
+    if (due || verdict === 'previous') {
+      entry.m = this.#seal(hash, entry);
+    }
+    return { status: 'active', session: this.#toSession(id, entry) };
   }
 
-  update(
+  async update(
     id: string,
     patch: Partial<Pick<MfaSession, 'data'>>,
     now = this.#t.clock(),
   ): Promise<boolean> {
-    return settle(() => {
-      const dataJson = patch.data === undefined ? undefined : serializeData(patch.data);
-      const entry = isSessionId(id) ? this.#sessions.get(hashSessionId(id)) : undefined;
-      if (!entry || expiryReason(entry.times, now)) {
-        return false;
-      }
-      if (dataJson !== undefined) {
-        entry.dataJson = dataJson;
-      }
-      return true;
-    });
+    const dataJson = patch.data === undefined ? undefined : serializeData(patch.data);
+    const hash = isSessionId(id) ? hashSessionId(id) : undefined;
+    const entry = hash === undefined ? undefined : (await this.#verified(hash))?.entry;
+    if (!entry || hash === undefined || expiryReason(entry.times, now)) {
+      return false;
+    }
+    if (dataJson !== undefined) {
+      entry.dataJson = dataJson;
+    }
+    entry.m = this.#seal(hash, entry);
+    return true;
   }
 
   destroy(id: string): Promise<boolean> {
@@ -430,6 +489,35 @@ export class MemorySessionStore implements SessionStore {
     this.#sessions.clear();
     this.#byUser.clear();
     return Promise.resolve();
+  }
+
+  // The entry once its MAC is checked; a bad one is deleted (so reported once) and counts as absent.
+  async #verified(hash: string): Promise<{ entry: MemoryEntry; verdict: SealVerdict } | undefined> {
+    const entry = this.#sessions.get(hash);
+    if (!entry) {
+      return undefined;
+    }
+    const verdict = this.#sealer.verify(this.#parts(hash, entry), entry.m);
+    if (!verdict) {
+      this.#delete(hash);
+      await reportInvalid(this.#onInvalid, { store: 'session', reason: 'mac' });
+      return undefined;
+    }
+    return { entry, verdict };
+  }
+
+  #parts(hash: string, e: MemoryEntry): string[] {
+    return sealParts(
+      `memory:sess:s:${hash}`,
+      coreJson(hash, e.core, e.times.createdAt),
+      formatTimes(e.times),
+      e.dataJson,
+      sha256Base64Url(e.core.username),
+    );
+  }
+
+  #seal(hash: string, entry: MemoryEntry): string {
+    return this.#sealer.seal(this.#parts(hash, entry));
   }
 
   #toSession(id: string, entry: MemoryEntry): MfaSession {
@@ -474,12 +562,15 @@ export class MemorySessionStore implements SessionStore {
 }
 
 // Session hash fields: c = identity JSON (with the id hash h), t = "lastSeenAt,idleExpiresAt,
-// absoluteExpiresAt", d = data JSON, u = the per-user index suffix.
+// absoluteExpiresAt", d = data JSON, u = the per-user index suffix, m = MAC over the key name and
+// c, t, d, u (computed in Node: Redis never holds the key). Every write replaces m, and only if m
+// is still the one the writer read (compare-and-set), so concurrent writers never leave a record
+// whose MAC does not match, and a stale writer never overwrites a newer record.
 // KEYS[1] session, KEYS[2] user index; ARGV c, t, d, ttl, id hash, index ttl, session-key prefix,
-// user suffix.
+// user suffix, m.
 const CREATE_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 't', ARGV[2], 'd', ARGV[3], 'u', ARGV[8])
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 't', ARGV[2], 'd', ARGV[3], 'u', ARGV[8], 'm', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if redis.call('SCARD', KEYS[2]) >= 64 then
   for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -492,36 +583,33 @@ redis.call('SADD', KEYS[2], ARGV[5])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
 return 1
 `;
-// KEYS[1] session; ARGV new lastSeenAt, new t, ttl. -1: gone; 0: not needed; 1: touched.
+// KEYS[1] session; ARGV m as read, new t, new m, ttl. -1: gone; 0: changed meanwhile; 1: touched.
 const TOUCH_LUA = `
-local cur = redis.call('HGET', KEYS[1], 't')
+local cur = redis.call('HGET', KEYS[1], 'm')
 if not cur then return -1 end
-local last = tonumber(string.match(cur, '^(%d+),'))
-if last == nil or last >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 't', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if cur ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 't', ARGV[2], 'm', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 `;
-// Deletes an expired session only if nobody touched it since it was read. KEYS[1]; ARGV t as read,
-// user-index prefix. 1: deleted by us; 0: already gone; -1: changed meanwhile.
+// Deletes a session only if nobody wrote it since it was read (expired, or failing its MAC).
+// KEYS[1]; ARGV m as read ('' when it had none), user-index prefix, id hash. 1: deleted by us;
+// 0: already gone; -1: changed meanwhile.
 const EXPIRE_LUA = `
-local cur = redis.call('HGET', KEYS[1], 't')
-if not cur then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'm') or ''
 if cur ~= ARGV[1] then return -1 end
 local u = redis.call('HGET', KEYS[1], 'u')
 redis.call('DEL', KEYS[1])
 if u and string.match(u, '^[A-Za-z0-9_-]+$') then redis.call('SREM', ARGV[2] .. u, ARGV[3]) end
 return 1
 `;
-// KEYS[1] session; ARGV now, data JSON ('' = leave data alone).
+// KEYS[1] session; ARGV m as read, data JSON, new m. -1: gone; 0: changed meanwhile; 1: written.
 const UPDATE_LUA = `
-local cur = redis.call('HGET', KEYS[1], 't')
-if not cur then return 0 end
-local _, idle, abs = string.match(cur, '^(%d+),(%d+),(%d+)$')
-if not idle then return 0 end
-local now = tonumber(ARGV[1])
-if now >= tonumber(idle) or now >= tonumber(abs) then return 0 end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'd', ARGV[2]) end
+local cur = redis.call('HGET', KEYS[1], 'm')
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'm', ARGV[3])
 return 1
 `;
 // KEYS[1] session; ARGV user-index prefix, id hash.
@@ -553,36 +641,58 @@ function formatTimes(t: SessionTimes): string {
   return `${t.lastSeenAt},${t.idleExpiresAt},${t.absoluteExpiresAt}`;
 }
 
+/** How often a compare-and-set write that lost to another writer is tried again. */
+const CAS_TRIES = 5;
+
 export interface RedisSessionStoreOptions extends SessionTimeoutOptions {
   /**
-   * Prefix of every key. For Redis Cluster put a hash tag in it (`{duo}:sess:`): scripts build
-   * some keys themselves, so all keys must share one slot.
+   * Prefix of every key. On Redis Cluster it must hold a hash tag (`{duo}:sess:`): scripts touch
+   * several keys, which Cluster allows only within one slot. Checked at construction.
    * @default 'duo:sess:'
    */
   prefix?: string;
+  /** Seals and checks every session; build it from the secret all instances share. Required. */
+  sealer: StoreRecordSealer;
+}
+
+/** A session hash read back and checked: its raw fields, the parsed record, and the key that sealed it. */
+interface ReadSession {
+  fields: Record<string, string>;
+  core: SessionCore;
+  times: SessionTimes;
+  data: Record<string, unknown>;
+  verdict: SealVerdict;
 }
 
 /**
- * Sessions in Redis, shared by all instances. Layout: a hash at `<prefix>s:<sha256(id)>` (fields
- * c, t, d, u; PX TTL = the nearer of idle and absolute expiry) and a set `<prefix>u:<sha256(username)>`
- * of id hashes for `destroyAllForUser` (TTL pushed out to the longest absolute expiry; stale members
- * pruned). Touch, update and data writes each change one field, so they never lose each other's
- * writes; none of them can bring a destroyed session back. `count` SCANs the session keys (O(n),
- * for metrics and tests). The connection belongs to the caller; its `keyPrefix` is honoured.
+ * Sessions in Redis (one node, or a Cluster), shared by all instances. Layout: a hash at
+ * `<prefix>s:<sha256(id)>` (fields c, t, d, u, m; PX TTL = the nearer of idle and absolute expiry)
+ * and a set `<prefix>u:<sha256(username)>` of id hashes for `destroyAllForUser` (TTL pushed out to
+ * the longest absolute expiry; stale members pruned). `m` is a MAC over the key name and every
+ * other field (StoreRecordSealer): a session whose MAC fails is deleted, reported once through
+ * `onInvalidRecord`, and answers missing. Touch and update rewrite `m` with a compare-and-set on
+ * the `m` they read, so no write is lost or left unsealed, and none can bring a destroyed session
+ * back. `count` SCANs the session keys (on every master of a Cluster; O(n), for metrics and tests).
+ * The connection belongs to the caller; its `keyPrefix` is honoured.
  */
 export class RedisSessionStore implements SessionStore {
   readonly prefix: string;
   readonly #t: NormalizedTimeouts;
+  readonly #sealer: StoreRecordSealer;
+  readonly #onInvalid: InvalidStoreRecordHandler | undefined;
   readonly #luaSessionPrefix: string;
   readonly #luaUserPrefix: string;
 
   constructor(
-    private readonly redis: Redis,
-    options: RedisSessionStoreOptions = {},
+    private readonly redis: RedisConnection,
+    options: RedisSessionStoreOptions,
   ) {
     this.prefix = options.prefix ?? 'duo:sess:';
     this.#t = normalizeTimeouts(options);
-    const full = effectivePrefix(redis.options.keyPrefix, this.prefix);
+    this.#sealer = requireSealer(options, 'RedisSessionStore');
+    this.#onInvalid = options.onInvalidRecord;
+    const full = effectivePrefix(connectionKeyPrefix(redis), this.prefix);
+    assertClusterSafePrefix(redis, full, 'RedisSessionStore');
     this.#luaSessionPrefix = `${full}s:`;
     this.#luaUserPrefix = `${full}u:`;
   }
@@ -594,22 +704,26 @@ export class RedisSessionStore implements SessionStore {
     }
     const dataJson = serializeData(input.data);
     const times = newTimes(now, this.#t);
+    const t = formatTimes(times);
     const userSuffix = sha256Base64Url(core.username);
     for (;;) {
       const id = generateSessionId();
       const hash = hashSessionId(id);
+      const key = this.#sessionKey(hash);
+      const c = coreJson(hash, core, times.createdAt);
       const created = await CREATE_SCRIPT.run(
         this.redis,
-        [this.#sessionKey(hash), `${this.prefix}u:${userSuffix}`],
+        [key, `${this.prefix}u:${userSuffix}`],
         [
-          JSON.stringify({ v: 1, h: hash, ...core, createdAt: times.createdAt }),
-          formatTimes(times),
+          c,
+          t,
           dataJson,
           this.#ttl(times, now),
           hash,
           Math.max(1, times.absoluteExpiresAt - now),
           this.#luaSessionPrefix,
           userSuffix,
+          this.#sealer.seal(sealParts(key, c, t, dataJson, userSuffix)),
         ],
       );
       if (created === 1) {
@@ -619,7 +733,56 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async get(id: string, now = this.#t.clock()): Promise<SessionLookup> {
-    return this.#get(id, now, true);
+    if (!isSessionId(id)) {
+      return { status: 'missing' };
+    }
+    const hash = hashSessionId(id);
+    const key = this.#sessionKey(hash);
+    for (let attempt = 0; attempt < CAS_TRIES; attempt++) {
+      const read = await this.#read(hash);
+      if (!read) {
+        return { status: 'missing' };
+      }
+      const { fields, core, times, data, verdict } = read;
+      const reason = expiryReason(times, now);
+      if (reason) {
+        const r = await EXPIRE_SCRIPT.run(this.redis, [key], [fields.m, this.#luaUserPrefix, hash]);
+        if (r === 1) {
+          return { status: 'expired', reason, session: assemble(id, core, times, data) };
+        }
+        if (r === 0) {
+          return { status: 'missing' };
+        }
+        continue; // -1: another instance wrote it after our read; look again.
+      }
+      const due = now - times.lastSeenAt >= this.#t.touchIntervalMs && now > times.lastSeenAt;
+      // Every write seals again; a record sealed with the previous secret is sealed anew now.
+      if (!due && verdict === 'current') {
+        return { status: 'active', session: assemble(id, core, times, data) };
+      }
+      const touched: SessionTimes = due
+        ? { ...times, lastSeenAt: now, idleExpiresAt: now + this.#t.idleTimeoutMs }
+        : times;
+      const t = formatTimes(touched);
+      const r = await TOUCH_SCRIPT.run(
+        this.redis,
+        [key],
+        [
+          fields.m,
+          t,
+          this.#sealer.seal(sealParts(key, fields.c, t, fields.d, fields.u)),
+          this.#ttl(touched, now),
+        ],
+      );
+      if (r === -1) {
+        return { status: 'missing' };
+      }
+      if (r === 1) {
+        return { status: 'active', session: assemble(id, core, touched, data) };
+      }
+      // 0: another instance wrote it after our read (a touch or a data update): read it again.
+    }
+    return { status: 'missing' };
   }
 
   async update(
@@ -627,16 +790,29 @@ export class RedisSessionStore implements SessionStore {
     patch: Partial<Pick<MfaSession, 'data'>>,
     now = this.#t.clock(),
   ): Promise<boolean> {
-    const dataJson = patch.data === undefined ? '' : serializeData(patch.data);
+    const newData = patch.data === undefined ? undefined : serializeData(patch.data);
     if (!isSessionId(id)) {
       return false;
     }
-    const done = await UPDATE_SCRIPT.run(
-      this.redis,
-      [this.#sessionKey(hashSessionId(id))],
-      [now, dataJson],
-    );
-    return done === 1;
+    const hash = hashSessionId(id);
+    const key = this.#sessionKey(hash);
+    for (let attempt = 0; attempt < CAS_TRIES; attempt++) {
+      const read = await this.#read(hash);
+      if (!read || expiryReason(read.times, now)) {
+        return false;
+      }
+      const { fields } = read;
+      const d = newData ?? fields.d;
+      const r = await UPDATE_SCRIPT.run(
+        this.redis,
+        [key],
+        [fields.m, d, this.#sealer.seal(sealParts(key, fields.c, fields.t, d, fields.u))],
+      );
+      if (r !== 0) {
+        return r === 1;
+      }
+    }
+    return false;
   }
 
   async destroy(id: string): Promise<boolean> {
@@ -665,85 +841,36 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async count(): Promise<number> {
-    const match = `${escapeGlob(this.#luaSessionPrefix)}*`;
-    let cursor = '0';
-    let n = 0;
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      cursor = next;
-      n += keys.length;
-    } while (cursor !== '0');
-    return n;
+    return (await scanKeys(this.redis, `${escapeGlob(this.#luaSessionPrefix)}*`)).length;
   }
 
-  async #get(id: string, now: number, retry: boolean): Promise<SessionLookup> {
-    if (!isSessionId(id)) {
-      return { status: 'missing' };
-    }
-    const hash = hashSessionId(id);
+  /**
+   * The session hash, checked: MAC first (over the exact stored text), then shape. A session that
+   * fails is deleted, unless someone rewrote it meanwhile, and reported by whoever deleted it: once.
+   */
+  async #read(hash: string): Promise<ReadSession | undefined> {
     const key = this.#sessionKey(hash);
     const fields = await this.redis.hgetall(key);
     if (Object.keys(fields).length === 0) {
-      return { status: 'missing' };
-    }
-    const read = this.#readBack(hash, fields);
-    if (!read) {
-      // Unreadable: drop it rather than keep failing on it.
-      await this.redis.del(key);
-      return { status: 'missing' };
-    }
-    const { core, times, data } = read;
-    const reason = expiryReason(times, now);
-    if (reason) {
-      const r = await EXPIRE_SCRIPT.run(this.redis, [key], [fields.t, this.#luaUserPrefix, hash]);
-      if (r === 1) {
-        return { status: 'expired', reason, session: assemble(id, core, times, data) };
-      }
-      // -1: another instance touched it after our read; look again once.
-      return r === -1 && retry ? this.#get(id, now, false) : { status: 'missing' };
-    }
-    if (now - times.lastSeenAt >= this.#t.touchIntervalMs && now > times.lastSeenAt) {
-      const touched: SessionTimes = {
-        ...times,
-        lastSeenAt: now,
-        idleExpiresAt: now + this.#t.idleTimeoutMs,
-      };
-      const r = await TOUCH_SCRIPT.run(
-        this.redis,
-        [key],
-        [now, formatTimes(touched), this.#ttl(touched, now)],
-      );
-      if (r === -1) {
-        return { status: 'missing' };
-      }
-      if (r === 1) {
-        return { status: 'active', session: assemble(id, core, touched, data) };
-      }
-    }
-    return { status: 'active', session: assemble(id, core, times, data) };
-  }
-
-  #readBack(
-    hash: string,
-    fields: Record<string, string>,
-  ): { core: SessionCore; times: SessionTimes; data: Record<string, unknown> } | undefined {
-    const c = parseJson(fields.c);
-    if (!isPlainObject(c) || c.v !== 1 || c.h !== hash || !isEpoch(c.createdAt)) {
       return undefined;
     }
-    const core = parseCore(c);
-    const m = typeof fields.t === 'string' ? TIMES.exec(fields.t) : null;
-    const data = parseData(fields.d);
-    if (!core || !m || !data) {
-      return undefined;
+    const { c, t, d, u, m } = fields;
+    const verdict =
+      typeof c === 'string' &&
+      typeof t === 'string' &&
+      typeof d === 'string' &&
+      typeof u === 'string'
+        ? this.#sealer.verify(sealParts(key, c, t, d, u), m)
+        : undefined;
+    const parsed = verdict ? readBack(hash, fields) : undefined;
+    if (verdict && parsed) {
+      return { fields, ...parsed, verdict };
     }
-    const times: SessionTimes = {
-      createdAt: c.createdAt,
-      lastSeenAt: Number(m[1]),
-      idleExpiresAt: Number(m[2]),
-      absoluteExpiresAt: Number(m[3]),
-    };
-    return validTimes(times) ? { core, times, data } : undefined;
+    const r = await EXPIRE_SCRIPT.run(this.redis, [key], [m ?? '', this.#luaUserPrefix, hash]);
+    if (r === 1) {
+      await reportInvalid(this.#onInvalid, { store: 'session', reason: verdict ? 'shape' : 'mac' });
+    }
+    return undefined;
   }
 
   #sessionKey(hash: string): string {
@@ -753,4 +880,28 @@ export class RedisSessionStore implements SessionStore {
   #ttl(t: SessionTimes, now: number): number {
     return Math.max(1, Math.min(t.idleExpiresAt, t.absoluteExpiresAt) - now);
   }
+}
+
+/** Parses a session hash whose MAC has passed (the shape is still checked: defence in depth). */
+function readBack(
+  hash: string,
+  fields: Record<string, string>,
+): Omit<ReadSession, 'fields' | 'verdict'> | undefined {
+  const c = parseJson(fields.c);
+  if (!isPlainObject(c) || c.v !== 1 || c.h !== hash || !isEpoch(c.createdAt)) {
+    return undefined;
+  }
+  const core = parseCore(c);
+  const m = typeof fields.t === 'string' ? TIMES.exec(fields.t) : null;
+  const data = parseData(fields.d);
+  if (!core || !m || !data || fields.u !== sha256Base64Url(core.username)) {
+    return undefined;
+  }
+  const times: SessionTimes = {
+    createdAt: c.createdAt,
+    lastSeenAt: Number(m[1]),
+    idleExpiresAt: Number(m[2]),
+    absoluteExpiresAt: Number(m[3]),
+  };
+  return validTimes(times) ? { core, times, data } : undefined;
 }
