@@ -33,6 +33,34 @@ async function handleHealth(ctx: SimContext, req: IncomingMessage, res: ServerRe
     case 'fail_envelope':
       sendJson(res, 200, failEnvelope());
       return;
+    case '429':
+      sendJson(
+        res,
+        429,
+        {
+          stat: 'FAIL',
+          code: 42901,
+          message: 'Too Many Requests',
+          message_detail: 'Rate limit exceeded',
+        },
+        { 'Retry-After': '1' },
+      );
+      return;
+    case '400':
+      sendJson(res, 400, {
+        stat: 'FAIL',
+        code: 40003,
+        timestamp: Math.floor(Date.now() / 1000),
+        message: 'invalid_request',
+        message_detail: 'The request is malformed.',
+      });
+      return;
+    case '403':
+      sendText(res, 403, 'Forbidden');
+      return;
+    case '404':
+      sendText(res, 404, 'Not Found');
+      return;
     case null:
       break;
   }

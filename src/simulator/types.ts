@@ -32,7 +32,17 @@ export interface ScriptedOutcome {
   delayMs?: number;
 }
 
-export const HEALTH_FAULTS = ['down', 'fail_envelope', '500', 'timeout', 'reset'] as const;
+export const HEALTH_FAULTS = [
+  'down',
+  'fail_envelope',
+  '500',
+  'timeout',
+  'reset',
+  '429',
+  '400',
+  '403',
+  '404',
+] as const;
 export type HealthFault = (typeof HEALTH_FAULTS)[number];
 
 export const TOKEN_FAULTS = [
