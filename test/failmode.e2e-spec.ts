@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { HEALTH_FAULTS, startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,
@@ -38,9 +38,17 @@ afterAll(async () => {
   await sim?.close();
 });
 
-type HealthFault = 'down' | '500' | 'timeout' | 'reset' | 'fail_envelope';
-const ALL_HEALTH_FAULTS: HealthFault[] = ['down', '500', 'timeout', 'reset', 'fail_envelope'];
+type HealthFault = (typeof HEALTH_FAULTS)[number];
+const ALL_HEALTH_FAULTS: HealthFault[] = [...HEALTH_FAULTS];
 const NETWORK_OR_5XX: HealthFault[] = ['down', '500', 'timeout', 'reset'];
+/** Health answers from a Duo that is up and answering: never a reason to fail open. */
+const DUO_ANSWERED: [HealthFault, string][] = [
+  ['429', 'rate_limited'],
+  ['400', 'duo_rejected'],
+  ['403', 'health_response'],
+  ['404', 'health_response'],
+  ['fail_envelope', 'invalid_client'],
+];
 
 describe('failmode closed (the default)', () => {
   it.each(ALL_HEALTH_FAULTS)(
@@ -117,6 +125,61 @@ describe('failmode open', () => {
     expect(done.status).toBe(303);
     const status = await browser.fetch(`${open.url}/status`, { headers: JSON_ACCEPT });
     expect(await status.json()).toEqual({ username, mfa: true, failOpen: false });
+  });
+
+  it.each(DUO_ANSWERED)(
+    'should refuse to fail open (503, no session, mfa_unavailable) when the health check answers %s',
+    async (fault, reason) => {
+      sim.control.setFaults({ health: fault });
+      const username = uniqueUser('answered');
+      const browser = new Browser();
+      const json = await postLikeBrowser(browser, open.url, '/login', { username }, JSON_ACCEPT);
+      expect(json.status).toBe(503);
+      expect(await json.json()).toMatchObject({ error: 'unavailable' });
+      const html = await postLikeBrowser(browser, open.url, '/login', { username });
+      expect(html.status).toBe(503);
+      expect(html.headers.get('location')).toBeNull();
+      await html.arrayBuffer();
+      expect(sessionCookies(browser)).toEqual([]);
+      const me = await browser.fetch(`${open.url}/status`, { headers: JSON_ACCEPT });
+      expect(me.status).toBe(401);
+      const events = await auditEvents(open, { username });
+      expect(events.map((e) => [e.type, e.reason])).toEqual([
+        ['mfa_unavailable', reason],
+        ['mfa_unavailable', reason],
+      ]);
+    },
+  );
+
+  it('should refuse to fail open when repeated 429 answers have opened the circuit breaker', async () => {
+    const tight = await startApp({
+      ...simulatorEnv(sim),
+      ...NO_RATE_LIMITS,
+      DUO_TIMEOUT_MS: '300',
+      DUO_HEALTH_CACHE_MS: '0',
+      DUO_BREAKER_THRESHOLD: '2',
+      DUO_BREAKER_COOLDOWN_MS: '60000',
+      DUO_FAILMODE: 'open',
+    });
+    try {
+      sim.control.setFaults({ health: '429' });
+      const before = sim.control.stats().health_check;
+      for (let i = 0; i < 4; i++) {
+        const username = uniqueUser('limited');
+        const browser = new Browser();
+        const res = await postLikeBrowser(browser, tight.url, '/login', { username }, JSON_ACCEPT);
+        expect(res.status).toBe(503);
+        expect(sessionCookies(browser)).toEqual([]);
+        const events = await auditEvents(tight, { username });
+        expect(events.map((e) => e.type)).toEqual(['mfa_unavailable']);
+      }
+      // The circuit really opened: only the first two sign-ons reached Duo.
+      expect(sim.control.stats().health_check - before).toBe(2);
+      const all = await auditEvents(tight, { type: 'mfa_failopen' });
+      expect(all).toEqual([]);
+    } finally {
+      await tight.close();
+    }
   });
 
   it('should still fail closed when Duo answers the health check with a FAIL envelope', async () => {

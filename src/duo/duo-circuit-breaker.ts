@@ -33,6 +33,8 @@ export class DuoCircuitBreaker {
   private probing = false;
   private active = 0;
   private transitions = 0;
+  /** A 429 is among the failures since the last answer: Duo is up and refusing us, not down. */
+  private rateLimited = false;
 
   constructor(options: DuoCircuitBreakerOptions = {}) {
     this.failureThreshold = options.failureThreshold ?? 5;
@@ -97,14 +99,16 @@ export class DuoCircuitBreaker {
       return true;
     }
     const retryInS = Math.max(1, Math.ceil((this.cooldownMs - waited) / 1000));
+    // Opened by 429s, the circuit keeps that code: failmode open must never treat it as an outage.
     throw new DuoError(
-      'unavailable',
+      this.rateLimited ? 'rate_limited' : 'unavailable',
       `Duo is failing; calls to it are paused (circuit open, next try in about ${retryInS} s)`,
     );
   }
 
   private onSuccess(): void {
     this.failures = 0;
+    this.rateLimited = false;
     if (this.current !== 'closed') {
       this.move('closed');
     }
@@ -120,6 +124,7 @@ export class DuoCircuitBreaker {
       return;
     }
     this.failures++;
+    this.rateLimited ||= err.code === 'rate_limited';
     if (probe || (this.current === 'closed' && this.failures >= this.failureThreshold)) {
       this.openedAt = this.now();
       this.move('open');
