@@ -179,3 +179,33 @@ describe(validateEnv.name, () => {
     expect(env.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/test');
   });
 });
+
+describe('SESSION_SECRET_PREVIOUS', () => {
+  it('should be unset by default and pass through to the DuoModule options when set', async () => {
+    const { duoOptionsFromEnv } = await import('./duo.config.js');
+    const previous = SECRET.replace('Zq3', 'Xy9');
+
+    const unset = validateEnv(PRODUCTION);
+    const set = validateEnv({ ...PRODUCTION, SESSION_SECRET_PREVIOUS: previous });
+
+    expect(unset.SESSION_SECRET_PREVIOUS).toBeUndefined();
+    expect(duoOptionsFromEnv(unset).sessionSecretPrevious).toBeUndefined();
+    expect(set.SESSION_SECRET_PREVIOUS).toBe(previous);
+    expect(duoOptionsFromEnv(set).sessionSecretPrevious).toBe(previous);
+  });
+
+  it('should refuse a short one, a placeholder in production, or one equal to SESSION_SECRET', () => {
+    expect(problemsOf({ ...PRODUCTION, SESSION_SECRET_PREVIOUS: 'short' })).toMatchObject({
+      SESSION_SECRET_PREVIOUS: expect.stringMatching(/at least 32/),
+    });
+    expect(
+      problemsOf({
+        ...PRODUCTION,
+        SESSION_SECRET_PREVIOUS: 'change-me-to-at-least-32-random-characters',
+      }),
+    ).toMatchObject({ SESSION_SECRET_PREVIOUS: expect.stringMatching(/placeholder/) });
+    expect(problemsOf({ ...PRODUCTION, SESSION_SECRET_PREVIOUS: SECRET })).toMatchObject({
+      SESSION_SECRET_PREVIOUS: expect.stringMatching(/must differ/),
+    });
+  });
+});
