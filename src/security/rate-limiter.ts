@@ -14,16 +14,11 @@ export interface RateLimitStore {
   close?(): Promise<void>;
 }
 
-/** One fixed window of one key. */
+/** One fixed window of one key; stale once its key has started a newer window (see the store). */
 interface Window {
+  readonly key: string;
   count: number;
-  resetAt: number;
-}
-
-/** A window in start order; stale once its key has started a newer window (see the store). */
-interface Slot {
-  key: string;
-  window: Window;
+  readonly resetAt: number;
 }
 
 /** Default hard cap on the keys of a {@link MemoryRateLimitStore}. */
@@ -34,7 +29,7 @@ export const MEMORY_RATE_LIMIT_MAX_KEYS = 100_000;
  * cap on keys.
  *
  * Windows sit in a map (the lookup) and in a FIFO queue in the order they started. Expiry pops
- * the queue's front while it is expired (at most a few slots per hit), and at the cap the oldest
+ * the queue's front while it is expired (at most two windows per hit), and at the cap the oldest
  * window is evicted from the front: no hit ever scans the keys. Iterating the map itself from
  * its front would not do: V8 leaves a hole per deleted entry until it rehashes, so "first key"
  * after many deletes costs O(holes) (measured on Node 20: ~48 µs at 100,000 keys vs ~1 µs at 1,000).
@@ -48,7 +43,7 @@ export const MEMORY_RATE_LIMIT_MAX_KEYS = 100_000;
  */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly windows = new Map<string, Window>();
-  private queue: Slot[] = [];
+  private queue: Window[] = [];
   private head = 0;
   private evictedCount = 0;
 
@@ -70,9 +65,9 @@ export class MemoryRateLimitStore implements RateLimitStore {
       if (w === undefined && this.windows.size >= this.maxKeys) {
         this.evictOldest(now);
       }
-      w = { count: 0, resetAt: now + windowMs };
+      w = { key, count: 0, resetAt: now + windowMs };
       this.windows.set(key, w);
-      this.enqueue({ key, window: w });
+      this.enqueue(w);
     }
     w.count++;
     return Promise.resolve({ count: w.count, resetInMs: w.resetAt - now });
@@ -88,20 +83,20 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return this.evictedCount;
   }
 
-  /** A slot is current while its key still maps to its window. */
-  private current(slot: Slot): boolean {
-    return this.windows.get(slot.key) === slot.window;
+  /** A queued window is current while its key still maps to it. */
+  private current(w: Window): boolean {
+    return this.windows.get(w.key) === w;
   }
 
   private dropExpired(now: number, budget: number): void {
     while (budget-- > 0 && this.head < this.queue.length) {
-      const slot = this.queue[this.head];
-      const isCurrent = this.current(slot);
-      if (isCurrent && slot.window.resetAt > now) {
+      const w = this.queue[this.head];
+      const isCurrent = this.current(w);
+      if (isCurrent && w.resetAt > now) {
         return;
       }
       if (isCurrent) {
-        this.windows.delete(slot.key);
+        this.windows.delete(w.key);
       }
       this.dequeue();
     }
@@ -109,11 +104,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
   private evictOldest(now: number): void {
     while (this.head < this.queue.length) {
-      const slot = this.queue[this.head];
+      const w = this.queue[this.head];
       this.dequeue();
-      if (this.current(slot)) {
-        this.windows.delete(slot.key);
-        if (slot.window.resetAt > now) {
+      if (this.current(w)) {
+        this.windows.delete(w.key);
+        if (w.resetAt > now) {
           this.evictedCount++;
         }
         return;
@@ -121,19 +116,19 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
   }
 
-  private enqueue(slot: Slot): void {
-    this.queue.push(slot);
-    // Stale slots (keys that restarted a window) can pile up behind a longer window; past twice
+  private enqueue(w: Window): void {
+    this.queue.push(w);
+    // Stale windows (keys that restarted a window) can pile up behind a longer window; past twice
     // the cap, keep only current ones. O(queue) once per >= maxKeys pushes: O(1) amortised.
     if (this.queue.length - this.head > 2 * this.maxKeys) {
-      this.queue = this.queue.slice(this.head).filter((s) => this.current(s));
+      this.queue = this.queue.slice(this.head).filter((q) => this.current(q));
       this.head = 0;
     }
   }
 
   private dequeue(): void {
     this.head++;
-    // Drop the consumed front once it is half the array: each slot is copied at most once.
+    // Drop the consumed front once it is half the array: each entry is copied at most once.
     if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
