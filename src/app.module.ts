@@ -66,6 +66,8 @@ export class AppModule {
         TerminusModule.forRoot({ errorLogStyle: 'json' }),
         MetricsModule,
         DuoModule.forRootAsync({
+          // The seed's pages: refusals become HTML pages (or a 303 to sign-on) for browsers.
+          errorFilter: true,
           imports: [audit, MetricsModule],
           inject: [ConfigService, AuditService, MetricsService],
           useFactory: (
@@ -98,7 +100,8 @@ export class AppModule {
         AuditController,
         AuditPageController,
       ],
-      providers: [{ provide: APP_GUARD, useClass: MfaGuard }, GracefulShutdownService],
+      // useExisting: the one MfaGuard of DuoModule, so tests can replace it with overrideGuard().
+      providers: [{ provide: APP_GUARD, useExisting: MfaGuard }, GracefulShutdownService],
     };
   }
 }

@@ -3,18 +3,17 @@ import type { Request, Response } from 'express';
 import {
   AllowFailOpen,
   CurrentMfa,
-  DuoAuthGuard,
   DuoFlowService,
   DuoSessionService,
+  DuoStartGuard,
   InjectDuoOptions,
   PAGE_CSP,
   pageCsp,
   type NormalizedDuoModuleOptions,
-  Public,
   RequireDuoGroups,
   RequireMfa,
   sanitizeReturnTo,
-  type DuoStrategyOutcome,
+  SkipMfa,
   type MfaSession,
 } from '../duo/index.js';
 import { CsrfService } from '../security/csrf.service.js';
@@ -34,7 +33,7 @@ export class AuthController {
     this.signOnCsp = pageCsp(options.apiOrigin);
   }
 
-  @Public()
+  @SkipMfa()
   @Get()
   signOn(
     @Query('returnTo') returnTo: unknown,
@@ -58,38 +57,14 @@ export class AuthController {
       );
   }
 
-  /** First factor done (here: a username, as in the seed): start Duo MFA. */
-  @Public()
+  /**
+   * First factor done (here: a username, as in the seed): DuoStartGuard starts Duo MFA and answers
+   * (303 to Duo, the button page, or fail-open). DuoModule serves the callback route itself.
+   */
+  @SkipMfa()
   @Post('login')
-  @UseGuards(DuoAuthGuard)
-  async login(
-    @Req() req: Request & { user: DuoStrategyOutcome },
-    @Res() res: Response,
-  ): Promise<void> {
-    const outcome = req.user;
-    if (outcome.step !== 'start') {
-      throw new Error('unreachable: the login route only starts sign-ons');
-    }
-    if (outcome.start.kind === 'failopen') {
-      await this.flow.completeFailOpen(req, res, outcome.start);
-      return;
-    }
-    this.flow.respondStart(res, outcome.start);
-  }
-
-  @Public()
-  @Get('auth/duo/callback')
-  @UseGuards(DuoAuthGuard)
-  async callback(
-    @Req() req: Request & { user: DuoStrategyOutcome },
-    @Res() res: Response,
-  ): Promise<void> {
-    const outcome = req.user;
-    if (outcome.step !== 'callback') {
-      throw new Error('unreachable: the callback route only finishes sign-ons');
-    }
-    await this.flow.completeCallback(req, res, outcome.callback);
-  }
+  @UseGuards(DuoStartGuard)
+  login(): void {}
 
   @Get('result')
   result(@CurrentMfa() session: MfaSession, @Req() req: Request, @Res() res: Response): void {
@@ -133,7 +108,7 @@ export class AuthController {
     return { username: session.username, groups: session.groups, admin: true };
   }
 
-  @Public()
+  @SkipMfa()
   @Post('logout')
   @HttpCode(303)
   async logout(@Req() req: Request, @Res() res: Response): Promise<void> {

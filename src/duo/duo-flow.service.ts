@@ -51,9 +51,13 @@ export class DuoFlowService {
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
   ) {}
 
-  async start(req: Request): Promise<DuoStartOutcome> {
+  /** Starts a sign-on; `usernameResolver` names the first factor's user (default: the options'). */
+  async start(
+    req: Request,
+    usernameResolver: (req: Request) => unknown = this.options.usernameResolver,
+  ): Promise<DuoStartOutcome> {
     const ctx = requestContext(req);
-    const params = parseLoginParams(req, this.options.usernameResolver);
+    const params = parseLoginParams(req, usernameResolver);
     if (!params) {
       await this.emit({
         type: 'input_validation_failed',

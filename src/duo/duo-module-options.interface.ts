@@ -21,8 +21,17 @@ export interface DuoModuleOptions extends DuoClientOptions {
   healthCacheMs?: number;
   /** How long a started sign-on waits for Duo's callback. @default 600000 */
   pendingTtlMs?: number;
-  /** Where the username comes from after the first factor. @default the `username` form field */
+  /**
+   * Where the username comes from after the first factor. @default `req.user.username` when an
+   * earlier guard (a Passport strategy, say) set `req.user`, else the `username` form field (the
+   * body then holds only `username` and `returnTo`, strictly parsed)
+   */
   usernameResolver?: (req: Request) => unknown;
+  /**
+   * Serve the callback route at the path of `redirectUri` (GET only). false: no route; the app
+   * calls `DuoSignOn.start()` and `DuoSignOn.finish()` from its own routes. @default true
+   */
+  routes?: boolean;
   /** Where the browser goes after MFA when the sign-on named no same-origin path. @default '/' */
   defaultReturnTo?: string;
   /** The sign-on page HTML requests are sent to when a route needs MFA. @default '/' */

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { validateDuoClientOptions } from './duo-client-options.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
+import { CALLBACK_ROUTE_PATH_MESSAGE, callbackRoutePathOk } from './duo-callback-path.js';
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
 import { connectionKeyPrefix, hashTagOf } from './stores/redis-script.js';
 import { effectivePrefix } from './stores/store-validation.js';
@@ -169,7 +170,13 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     secureCookies,
     redisKeyPrefix,
     callbackPath: normalized.redirectUri ? safePath(normalized.redirectUri) : '/',
+    routes: options.routes ?? true,
   };
+  if (result.routes !== true && result.routes !== false) {
+    issues.push({ field: 'routes', message: 'must be true or false' });
+  } else if (result.routes && !callbackRoutePathOk(normalized.redirectUri)) {
+    issues.push({ field: 'redirectUri', message: CALLBACK_ROUTE_PATH_MESSAGE });
+  }
   if (issues.length > 0) {
     throw new DuoConfigError(issues);
   }

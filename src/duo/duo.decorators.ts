@@ -2,13 +2,26 @@ import { createParamDecorator, SetMetadata, type ExecutionContext } from '@nestj
 import type { Request } from 'express';
 import type { MfaSession } from './stores/session.store.js';
 
-export const DUO_PUBLIC = 'duo:public';
+/** Metadata key of @SkipMfa() (the value stays 'duo:public' so @Public() routes keep working). */
+export const DUO_SKIP_MFA = 'duo:public';
+/** @deprecated Use DUO_SKIP_MFA; removed in the next major release. */
+export const DUO_PUBLIC = DUO_SKIP_MFA;
 export const DUO_REQUIRE_MFA = 'duo:require-mfa';
 export const DUO_REQUIRE_GROUPS = 'duo:require-groups';
 export const DUO_ALLOW_FAIL_OPEN = 'duo:allow-fail-open';
 
-/** Opens a route (or a controller) to everyone: the only way past MfaGuard. */
-export const Public = () => SetMetadata(DUO_PUBLIC, true);
+/**
+ * The route (or every route of a controller) needs no MFA: the only way past MfaGuard. Put it on
+ * the sign-on page, the first-factor route that carries DuoStartGuard, logout and health checks.
+ * @example `@SkipMfa() @Post('login') @UseGuards(LocalAuthGuard, DuoStartGuard) login() {}`
+ */
+export const SkipMfa = () => SetMetadata(DUO_SKIP_MFA, true);
+
+/**
+ * @deprecated Use `@SkipMfa()`: `@Public()` collides with the Nest docs' JWT recipe of that name.
+ * Kept for one release as an alias (same metadata).
+ */
+export const Public = SkipMfa;
 
 export interface RequireMfaOptions {
   /** Asks for a fresh MFA: Duo's auth_time must be at most this old. */

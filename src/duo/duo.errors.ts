@@ -99,3 +99,55 @@ export class DuoConfigError extends DuoError {
     );
   }
 }
+
+/** The HTTP status of each code: the one table the error filter and DuoHttpException share. */
+export const DUO_ERROR_STATUS: Readonly<Record<DuoErrorCode, number>> = {
+  config: 500,
+  invalid_argument: 400,
+  invalid_request: 400,
+  unavailable: 503,
+  rate_limited: 503,
+  busy: 503,
+  audit_unavailable: 503,
+  invalid_client: 502,
+  duo_rejected: 502,
+  health_response: 502,
+  token_response: 502,
+  invalid_grant: 401,
+  state_unknown: 400,
+  state_expired: 400,
+  binding_mismatch: 400,
+  callback_error: 401,
+  id_token_malformed: 401,
+  id_token_alg: 401,
+  id_token_signature: 401,
+  id_token_iss: 401,
+  id_token_aud: 401,
+  id_token_expired: 401,
+  id_token_iat: 401,
+  id_token_nbf: 401,
+  id_token_claims: 401,
+  id_token_nonce: 401,
+  id_token_username: 401,
+  id_token_auth_result: 401,
+  mfa_required: 401,
+  session_expired: 401,
+  mfa_stale: 401,
+  mfa_not_performed: 403,
+  forbidden: 403,
+};
+
+/**
+ * Codes whose message quotes Duo's answer (its error text may echo request data): logged, but
+ * users get a fixed text instead.
+ */
+const UPSTREAM_TEXT: Partial<Record<DuoErrorCode, string>> = {
+  invalid_grant: 'This sign-on could not be completed; start again',
+  invalid_client: 'Two-factor authentication is misconfigured; contact your administrator',
+  duo_rejected: 'Duo refused this sign-on; start again later',
+};
+
+/** What a user may read about an error: its message, or a fixed text when it quotes Duo. */
+export function duoPublicMessage(error: Pick<DuoError, 'code' | 'message'>): string {
+  return UPSTREAM_TEXT[error.code] ?? error.message;
+}

@@ -5,11 +5,9 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { DuoClient } from './duo.client.js';
-import { DuoAuthGuard } from './duo-auth.guard.js';
-import { DuoExceptionFilter } from './duo-exception.filter.js';
+import { DuoCallbackRoute } from './duo-callback.route.js';
 import { DuoFlowService } from './duo-flow.service.js';
 import { DuoCircuitBreaker } from './duo-circuit-breaker.js';
 import { DuoHealthService } from './duo-health.service.js';
@@ -19,6 +17,8 @@ import {
 } from './duo-module-options.js';
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
 import { DuoSessionService } from './duo-session.service.js';
+import { DuoSignOn } from './duo-sign-on.service.js';
+import { DuoStartGuard } from './duo-start.guard.js';
 import { DuoConfigurableModuleClass, DUO_MODULE_OPTIONS } from './duo.module-definition.js';
 import { DuoStrategy } from './duo.strategy.js';
 import { DUO_OPTIONS, DUO_PENDING_LOGIN_STORE, DUO_SESSION_STORE } from './duo.tokens.js';
@@ -64,11 +64,14 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
 }
 
 /**
- * Duo Universal Prompt MFA for Nest: the client, the Passport strategy, pending-login and session
- * stores (memory, or Redis when `redis` is given), MfaGuard and the error filter.
+ * Duo Universal Prompt MFA for Nest: the client, the Passport strategy, DuoStartGuard, the
+ * callback route at the path of `redirectUri` (or DuoSignOn with `routes: false`), pending-login
+ * and session stores (memory, or Redis when `redis` is given), MfaGuard, and, with
+ * `errorFilter: true`, the global error filter.
  *
  * @example
- * DuoModule.forRootAsync({ useFactory: (c: ConfigService) => ({ ...duoOptionsFrom(c) }), inject: [ConfigService] })
+ * DuoModule.forRoot({ clientId, clientSecret, apiHost, redirectUri, sessionSecret })
+ * DuoModule.forRootAsync({ errorFilter: true, inject: [ConfigService], useFactory: (c: ConfigService) => duoOptionsFrom(c) })
  */
 @Module({
   imports: [PassportModule],
@@ -115,11 +118,6 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
       },
     },
     {
-      provide: APP_FILTER,
-      inject: [DUO_OPTIONS],
-      useFactory: (o: NormalizedDuoModuleOptions) => new DuoExceptionFilter(o.signOnPath),
-    },
-    {
       provide: DuoCircuitBreaker,
       inject: [DUO_OPTIONS],
       useFactory: (o: NormalizedDuoModuleOptions) =>
@@ -133,7 +131,9 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoSessionService,
     DuoFlowService,
     DuoStrategy,
-    DuoAuthGuard,
+    DuoStartGuard,
+    DuoSignOn,
+    DuoCallbackRoute,
     MfaGuard,
   ],
   exports: [
@@ -143,7 +143,8 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoHealthService,
     DuoSessionService,
     DuoFlowService,
-    DuoAuthGuard,
+    DuoStartGuard,
+    DuoSignOn,
     MfaGuard,
     DUO_OPTIONS,
     DUO_PENDING_LOGIN_STORE,

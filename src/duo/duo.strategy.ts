@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import passport from 'passport';
-import { DuoFlowService } from './duo-flow.service.js';
+import { DuoFlowService, type DuoCallbackOutcome } from './duo-flow.service.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { DUO_STRATEGY, InjectDuoOptions } from './duo.tokens.js';
-import { PassportDuoStrategy, type DuoStrategyOutcome } from './passport-duo.strategy.js';
+import { PassportDuoStrategy } from './passport-duo.strategy.js';
 
 /**
  * The Nest face of PassportDuoStrategy, registered as 'duo' in a Passport instance of its own:
@@ -16,7 +16,7 @@ export class DuoStrategy extends PassportStrategy(PassportDuoStrategy, DUO_STRAT
   declare private ownPassport?: passport.Authenticator;
 
   constructor(flow: DuoFlowService, @InjectDuoOptions() options: NormalizedDuoModuleOptions) {
-    super(flow, options.callbackPath);
+    super(flow, options.callbackPath, options.usernameResolver);
   }
 
   /** Called by the PassportStrategy mixin's constructor (before field initializers run). */
@@ -25,8 +25,8 @@ export class DuoStrategy extends PassportStrategy(PassportDuoStrategy, DUO_STRAT
     return this.ownPassport;
   }
 
-  /** The outcome becomes `req.user` for the start and callback handlers (the MFA result on callback). */
-  validate(outcome: DuoStrategyOutcome): DuoStrategyOutcome {
+  /** The verified callback (Duo's MFA result and the pending login it completes). */
+  validate(outcome: DuoCallbackOutcome): DuoCallbackOutcome {
     return outcome;
   }
 }

@@ -13,7 +13,13 @@ export {
   type NormalizedDuoClientOptions,
 } from './duo-client-options.js';
 export { DUO_BOUNDS, DUO_DEFAULTS, DUO_MESSAGES } from './duo.constants.js';
-export { DuoConfigError, DuoError, type DuoConfigIssue, type DuoErrorCode } from './duo.errors.js';
+export {
+  DUO_ERROR_STATUS,
+  DuoConfigError,
+  DuoError,
+  type DuoConfigIssue,
+  type DuoErrorCode,
+} from './duo.errors.js';
 export type * from './duo.types.js';
 export { DuoModule } from './duo.module.js';
 export { DUO_ASYNC_OPTIONS_TYPE, DUO_OPTIONS_TYPE } from './duo.module-definition.js';
@@ -24,11 +30,17 @@ export {
   type NormalizedDuoModuleOptions,
 } from './duo-module-options.js';
 export { DuoAuthGuard } from './duo-auth.guard.js';
-export { MfaGuard } from './mfa.guard.js';
+export { MfaGuard, type MfaDenial } from './mfa.guard.js';
+export { DuoRequestAnswered, DuoStartGuard } from './duo-start.guard.js';
+export { DuoSignOn } from './duo-sign-on.service.js';
+export { DuoHttpException, type DuoHttpExceptionBody } from './duo-http.exception.js';
+export type { DuoModuleExtras } from './duo.module-definition.js';
 export {
   AllowFailOpen,
   CurrentMfa,
   Public,
+  DUO_SKIP_MFA,
+  SkipMfa,
   RequireDuoGroups,
   RequireMfa,
   type RequireMfaOptions,

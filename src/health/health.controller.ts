@@ -20,7 +20,7 @@ import {
   DuoCircuitBreaker,
   DuoHealthService,
   InjectDuoOptions,
-  Public,
+  SkipMfa,
   type NormalizedDuoModuleOptions,
 } from '../duo/index.js';
 import { GracefulShutdownService } from '../lifecycle/graceful-shutdown.service.js';
@@ -88,7 +88,7 @@ export class HealthController implements OnModuleInit, OnModuleDestroy {
     clearInterval(this.refresher);
   }
 
-  @Public()
+  @SkipMfa()
   @Get('live')
   live(@Res({ passthrough: true }) res: Response): Promise<HealthCheckResult> {
     res.setHeader('Cache-Control', 'no-store');
@@ -100,13 +100,13 @@ export class HealthController implements OnModuleInit, OnModuleDestroy {
     ]);
   }
 
-  @Public()
+  @SkipMfa()
   @Get('ready')
   ready(@Res({ passthrough: true }) res: Response): Promise<HealthCheckResult> {
     return this.readiness(res);
   }
 
-  @Public()
+  @SkipMfa()
   @Get()
   combined(@Res({ passthrough: true }) res: Response): Promise<HealthCheckResult> {
     return this.readiness(res);

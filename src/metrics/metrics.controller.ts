@@ -18,7 +18,7 @@ import {
   DUO_SESSION_STORE,
   DuoCircuitBreaker,
   InjectDuoOptions,
-  Public,
+  SkipMfa,
   type NormalizedDuoModuleOptions,
   type PendingLoginStore,
   type SessionStore,
@@ -78,7 +78,7 @@ export class MetricsController implements OnModuleInit, OnApplicationBootstrap {
     });
   }
 
-  @Public()
+  @SkipMfa()
   @Get()
   async scrape(@Req() req: Request, @Res() res: Response): Promise<void> {
     res.setHeader('Cache-Control', 'no-store');
