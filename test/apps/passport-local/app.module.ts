@@ -1,0 +1,70 @@
+import {
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  Post,
+  UnauthorizedException,
+  UseGuards,
+  type DynamicModule,
+} from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
+import { Strategy } from 'passport-local';
+import {
+  CurrentMfa,
+  DuoModule,
+  DuoStartGuard,
+  MfaGuard,
+  SkipMfa,
+  type DuoModuleOptions,
+  type MfaSession,
+} from '../../../src/duo/index.js';
+
+/** The app's accounts: e-mail and password in, the Duo username out. */
+const ACCOUNTS = new Map<string, { password: string; user: object }>([
+  ['alice@example.com', { password: 'correct horse battery', user: { username: 'alice' } }],
+  // A first factor that yields no username at all: Duo must refuse, never read the form instead.
+  ['robot@example.com', { password: 'beep boop beep boop', user: { id: 7 } }],
+]);
+
+@Injectable()
+class LocalStrategy extends PassportStrategy(Strategy) {
+  constructor() {
+    super({ usernameField: 'email' });
+  }
+
+  validate(email: string, password: string): object {
+    const account = ACCOUNTS.get(email);
+    if (!account || account.password !== password) {
+      throw new UnauthorizedException();
+    }
+    return account.user;
+  }
+}
+
+/** Duo after a password: the username Duo sees is `req.user.username`, set by passport-local. */
+@Controller()
+class PasswordThenDuoController {
+  @SkipMfa()
+  @Post('login')
+  @UseGuards(AuthGuard('local'), DuoStartGuard)
+  login(): void {}
+
+  @Get('me')
+  me(@CurrentMfa() session: MfaSession) {
+    return { username: session.username, mfa: session.mfa };
+  }
+}
+
+@Module({})
+export class PassportLocalAppModule {
+  static register(options: DuoModuleOptions): DynamicModule {
+    return {
+      module: PassportLocalAppModule,
+      imports: [PassportModule, DuoModule.forRoot(options)],
+      controllers: [PasswordThenDuoController],
+      providers: [LocalStrategy, { provide: APP_GUARD, useExisting: MfaGuard }],
+    };
+  }
+}
