@@ -117,7 +117,7 @@ describe('a success whose audit write fails', () => {
 
   it.each(CASES)(
     '%s: the same sign-on works once the audit trail writes again',
-    async (_, appOf) => {
+    async (_, appOf, _breakAudit) => {
       const app = appOf();
       const username = uniqueUser('auditok');
       const browser = new Browser();

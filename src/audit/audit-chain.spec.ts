@@ -85,7 +85,7 @@ describe('audit chain', () => {
       const { rows, head } = chain(5);
       const edited = rows.map((r) => ({ ...r }));
       const before = edited[2][column];
-      (edited[2] as Record<string, string | null>)[column] =
+      (edited[2] as unknown as Record<string, string | null>)[column] =
         before === null ? 'x' : before === 'x' ? 'y' : `${before}x`;
       expect(await verifyChain(KEY, { anchor: null, head, rows: edited })).toEqual({
         ok: false,
