@@ -15,7 +15,10 @@ export function toAuditInput(event: DuoAuthEvent): AuditEventInput {
     userAgent: event.userAgent ?? null,
     correlationId: event.correlationId ?? null,
     returnTo: event.returnTo ?? null,
-    detail: event.path ? { path: event.path.slice(0, 256) } : null,
+    detail:
+      event.path || event.detail
+        ? { ...event.detail, ...(event.path ? { path: event.path.slice(0, 256) } : {}) }
+        : null,
   };
 }
 

@@ -1,5 +1,12 @@
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { readStrictCookie } from './duo-strict-input.js';
+
+/** A signed cookie as read: absent, valid, or invalid with the reason. */
+export type SignedCookie =
+  | { status: 'absent' }
+  | { status: 'ok'; value: string }
+  | { status: 'invalid'; why: 'duplicate' | 'malformed' | 'forged' };
 
 /** Cookie names and attributes: HttpOnly, SameSite=Lax (Duo returns by top-level GET), Secure + __Host- when secure. */
 export class DuoCookies {
@@ -24,19 +31,30 @@ export class DuoCookies {
 
   /** The signed cookie's value, or undefined when absent, duplicated, malformed or forged. */
   read(req: Request, name: string): string | undefined {
-    const values = readCookieValues(req.headers.cookie, name);
-    if (values.length !== 1) {
-      return undefined;
+    const cookie = this.inspect(req, name);
+    return cookie.status === 'ok' ? cookie.value : undefined;
+  }
+
+  /**
+   * The signed cookie, read by the strict cookie decoder: absent, valid (its value), or invalid and
+   * why (`duplicate`, `malformed`: not one clean `value.mac`, `forged`: the MAC does not match).
+   */
+  inspect(req: Request, name: string): SignedCookie {
+    const cookie = readStrictCookie(req.headers.cookie, name);
+    if (cookie.status !== 'ok') {
+      return cookie;
     }
-    const signed = values[0];
+    const signed = cookie.value;
     const dot = signed.lastIndexOf('.');
     if (dot <= 0 || signed.length > 256) {
-      return undefined;
+      return { status: 'invalid', why: 'malformed' };
     }
     const value = signed.slice(0, dot);
     const given = Buffer.from(signed.slice(dot + 1));
     const expected = Buffer.from(this.mac(value));
-    return given.length === expected.length && timingSafeEqual(given, expected) ? value : undefined;
+    return given.length === expected.length && timingSafeEqual(given, expected)
+      ? { status: 'ok', value }
+      : { status: 'invalid', why: 'forged' };
   }
 
   set(res: Response, name: string, value: string, maxAgeMs: number): void {
@@ -63,19 +81,4 @@ export class DuoCookies {
   private mac(value: string): string {
     return createHmac('sha256', this.#key).update(value).digest('base64url');
   }
-}
-
-/** Every value of one cookie in a Cookie header (several means someone is tossing cookies). */
-export function readCookieValues(header: string | undefined, name: string): string[] {
-  if (!header) {
-    return [];
-  }
-  const out: string[] = [];
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) {
-      out.push(part.slice(eq + 1).trim());
-    }
-  }
-  return out;
 }

@@ -4,7 +4,8 @@ import type { DuoMfaResult } from './duo.types.js';
 /**
  * The auth events the library reports through `onEvent`; the audit trail stores them.
  * `input_validation_failed`: a request refused as malformed or forged (bad parameters, CSRF);
- * `rate_limited`: a request refused by a rate limit (the reason names the limit).
+ * `rate_limited`: a request refused by a rate limit (the reason names the limit);
+ * `session_invalid`: a forged, tampered or duplicated session cookie (one row per source and window).
  */
 export const DUO_AUTH_EVENT_TYPES = [
   'mfa_started',
@@ -21,6 +22,7 @@ export const DUO_AUTH_EVENT_TYPES = [
   'access_denied',
   'input_validation_failed',
   'rate_limited',
+  'session_invalid',
   'store_record_invalid',
 ] as const;
 
@@ -40,4 +42,6 @@ export interface DuoAuthEvent {
   returnTo?: string;
   /** The route that refused access (access_denied). */
   path?: string;
+  /** Small facts about a refusal (length and keyed hash of a rejected value, folded count): never a raw value. */
+  detail?: Readonly<Record<string, string | number | boolean>>;
 }

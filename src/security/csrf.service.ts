@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { readStrictCookie } from '../duo/duo-strict-input.js';
 
 /** The form field and the header that carry the CSRF token. */
 export const CSRF_FIELD = '_csrf';
@@ -81,15 +82,10 @@ export class CsrfService {
     if (issued) {
       return issued;
     }
-    const values: string[] = [];
-    for (const part of (req.headers.cookie ?? '').split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === this.cookieName) {
-        values.push(part.slice(eq + 1).trim());
-      }
-    }
-    // Two cookies of one name means someone is tossing cookies: trust neither.
-    return values.length === 1 && COOKIE_VALUE_RE.test(values[0]) ? values[0] : undefined;
+    // The one strict cookie reader: two cookies of one name (cookie tossing) or a value with escapes,
+    // quotes or non-ASCII bytes is no cookie at all.
+    const cookie = readStrictCookie(req.headers.cookie, this.cookieName);
+    return cookie.status === 'ok' && COOKIE_VALUE_RE.test(cookie.value) ? cookie.value : undefined;
   }
 
   private mac(value: string): string {

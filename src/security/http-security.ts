@@ -1,4 +1,10 @@
-import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import helmet from 'helmet';
 import {
   messagePage,
@@ -7,6 +13,13 @@ import {
   requestContext,
   type DuoAuthEvent,
 } from '../duo/index.js';
+import { EventAggregator } from '../duo/duo-event-aggregator.js';
+import {
+  parseStrictForm,
+  parseStrictParams,
+  parseStrictQuery,
+  type StrictInputFailure,
+} from '../duo/duo-strict-input.js';
 import type { CsrfService } from './csrf.service.js';
 import {
   ipRateLimitSubject,
@@ -77,58 +90,195 @@ export function securityHeaders(https: boolean): RequestHandler[] {
   return [strict, noStore];
 }
 
-/** Body-parser failures (too large, malformed, bad charset) become 4xx, never a 500 with a stack. */
-export const bodyErrorHandler: ErrorRequestHandler = (err: unknown, req, res, next) => {
-  const e = err as { type?: unknown; status?: unknown; statusCode?: unknown };
-  if (typeof e?.type !== 'string') {
-    next(err);
-    return;
+/**
+ * Records a refusal made before any route runs as one `input_validation_failed` event, folded per
+ * source and reason and minute (EventAggregator: a flood writes one row that counts the rest), so
+ * no refusal escapes the trail and none can fill it.
+ */
+export type RefusalAudit = (
+  req: Request,
+  reason: string,
+  detail?: Record<string, string | number | boolean>,
+) => Promise<void>;
+
+export function refusalAudit(emit: Emit, windowMs = 60_000): RefusalAudit {
+  const aggregator = new EventAggregator(windowMs);
+  return async (req, reason, detail) => {
+    const ctx = requestContext(req);
+    const { write, suppressed } = aggregator.hit(`${ctx.clientIp ?? '-'}:${reason}`);
+    if (!write) {
+      return;
+    }
+    await emit({
+      type: 'input_validation_failed',
+      outcome: 'failure',
+      reason,
+      path: req.path.slice(0, 256),
+      ...(detail || suppressed > 0
+        ? { detail: { ...detail, ...(suppressed > 0 ? { suppressed } : {}) } }
+        : {}),
+      ...ctx,
+    });
+  };
+}
+
+/** A strict-decoder refusal, handed to bodyErrorHandler like body-parser's own errors. */
+class StrictInputError extends Error {
+  readonly type = 'strict_input';
+  readonly status: number;
+
+  constructor(
+    readonly failure: StrictInputFailure | 'unsupported_charset',
+    status = 400,
+  ) {
+    super(`strict input: ${failure}`);
+    this.status = status;
   }
-  const raw = typeof e.status === 'number' ? e.status : Number(e.statusCode);
-  const status = raw >= 400 && raw < 500 ? raw : 400;
-  refuse(
-    req,
-    res,
-    status,
-    status === 413 ? 'payload_too_large' : 'invalid_request',
-    status === 413 ? 'The request is too large' : 'The request body could not be read',
-  );
-};
+}
+
+/** Most query parameters any route reads (the audit routes take about a dozen). */
+export const QUERY_PARAMETER_LIMIT = 64;
+
+/**
+ * The app's `query parser`: the one strict decoder (see strictQueryMiddleware, which refuses a bad
+ * query before any route reads it; a query that still fails here reads as empty: fail closed).
+ */
+export function strictQueryParser(query: string | null | undefined): Record<string, string> {
+  // Express hands over null when the URL has no query at all.
+  const parsed = parseStrictParams(query ?? '', QUERY_PARAMETER_LIMIT);
+  return parsed.ok ? parsed.params : (Object.create(null) as Record<string, string>);
+}
+
+/**
+ * Refuses, on every route, a query string the strict decoder cannot read (a `%` without two hex
+ * digits, invalid UTF-8, a raw non-ASCII byte, a name given twice or empty, too many parameters):
+ * 400 and one audit event, before the body is read or any route runs.
+ */
+export function strictQueryMiddleware(audit: RefusalAudit): RequestHandler {
+  return (req, res, next) => {
+    const parsed = parseStrictQuery(req.originalUrl ?? req.url, QUERY_PARAMETER_LIMIT);
+    if (parsed.ok) {
+      next();
+      return;
+    }
+    void audit(req, parsed.failure, { field: 'query' }).finally(() =>
+      refuse(req, res, 400, 'invalid_request', 'The address has a malformed parameter'),
+    );
+  };
+}
+
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+const CHARSET_RE = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+
+/**
+ * The urlencoded body parser of every route: the raw body (size limit, inflation and errors from
+ * body-parser) decoded by the one strict decoder. Invalid UTF-8, a bad escape, a duplicated or
+ * empty name or a charset other than UTF-8 is refused through bodyErrorHandler. Named
+ * `urlencodedParser` on purpose: Nest adds its own lenient parser unless one of that name is mounted.
+ */
+export function strictUrlencodedParser(options: {
+  limit: string;
+  parameterLimit: number;
+}): RequestHandler {
+  const raw = express.raw({ type: FORM_TYPE, limit: options.limit });
+  return function urlencodedParser(req, res, next) {
+    raw(req, res, (err?: unknown) => {
+      if (err) {
+        next(err);
+        return;
+      }
+      const body: unknown = req.body;
+      if (!Buffer.isBuffer(body)) {
+        next();
+        return;
+      }
+      const charset = CHARSET_RE.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+      if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+        req.body = undefined;
+        next(new StrictInputError('unsupported_charset', 415));
+        return;
+      }
+      const parsed = parseStrictForm(body, options.parameterLimit);
+      if (!parsed.ok) {
+        req.body = undefined;
+        next(
+          new StrictInputError(parsed.failure, parsed.failure === 'too_many_params' ? 413 : 400),
+        );
+        return;
+      }
+      req.body = parsed.params;
+      next();
+    });
+  };
+}
+
+/** body-parser's error types, as audit reasons. */
+function bodyFailure(type: string, status: number): string {
+  if (status === 413) {
+    return 'body_too_large';
+  }
+  if (status === 415) {
+    return 'body_unsupported';
+  }
+  return type === 'entity.parse.failed' ? 'body_malformed' : 'body_unreadable';
+}
+
+/**
+ * Body-parser and strict-decoder failures (too large, malformed, bad charset, bad escape, invalid
+ * UTF-8, duplicate names) become a 4xx and one audit event, never a 500 with a stack.
+ */
+export function bodyErrorHandler(audit: RefusalAudit): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    const e = err as { type?: unknown; status?: unknown; statusCode?: unknown };
+    if (typeof e?.type !== 'string') {
+      next(err);
+      return;
+    }
+    const raw = typeof e.status === 'number' ? e.status : Number(e.statusCode);
+    const status = raw >= 400 && raw < 500 ? raw : 400;
+    const reason = err instanceof StrictInputError ? err.failure : bodyFailure(e.type, status);
+    void audit(req, reason, { field: 'body' }).finally(() =>
+      refuse(
+        req,
+        res,
+        status,
+        status === 413 ? 'payload_too_large' : 'invalid_request',
+        status === 413 ? 'The request is too large' : 'The request body could not be read',
+      ),
+    );
+  };
+}
+
+/**
+ * JSON bodies: their bytes must be UTF-8 (body-parser would turn bad bytes into U+FFFD). Throws a
+ * StrictInputError that bodyErrorHandler turns into a 400.
+ */
+export function verifyJsonUtf8(_req: unknown, _res: unknown, buf: Buffer): void {
+  try {
+    STRICT_UTF8.decode(buf);
+  } catch {
+    throw new StrictInputError('invalid_utf8');
+  }
+}
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Only GET reaches the callback route (HEAD, POST, PUT, ... answer 405 before anything else). */
-export function callbackMethodGuard(callbackPath: string): RequestHandler {
+export function callbackMethodGuard(callbackPath: string, audit?: RefusalAudit): RequestHandler {
   return (req, res, next) => {
     if (req.path === callbackPath && req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
-      refuse(req, res, 405, 'method_not_allowed', 'Only GET is allowed here');
+      void (audit ? audit(req, 'method_not_allowed') : Promise.resolve()).finally(() =>
+        refuse(req, res, 405, 'method_not_allowed', 'Only GET is allowed here'),
+      );
       return;
     }
     next();
   };
 }
 
-/** Remembers which sources were already audited recently, so floods write one row per source. */
-class AuditDebounce {
-  private readonly seen = new Map<string, number>();
-
-  constructor(private readonly windowMs = 60_000) {}
-
-  first(key: string, now = Date.now()): boolean {
-    const until = this.seen.get(key);
-    if (until !== undefined && until > now) {
-      return false;
-    }
-    if (this.seen.size >= 10_000) {
-      this.seen.clear();
-    }
-    this.seen.set(key, now + this.windowMs);
-    return true;
-  }
-}
-
 /** CSRF check of every state-changing request (not GET, HEAD or OPTIONS): 403 and an audit event. */
 export function csrfMiddleware(csrf: CsrfService, emit: Emit): RequestHandler {
-  const debounce = new AuditDebounce();
+  const aggregator = new EventAggregator();
   return (req, res, next) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
       next();
@@ -140,12 +290,14 @@ export function csrfMiddleware(csrf: CsrfService, emit: Emit): RequestHandler {
       return;
     }
     const ctx = requestContext(req);
-    const audit = debounce.first(`${ctx.clientIp ?? '-'}:${failure}`)
+    const { write, suppressed } = aggregator.hit(`${ctx.clientIp ?? '-'}:${failure}`);
+    const audit = write
       ? emit({
           type: 'input_validation_failed',
           outcome: 'failure',
           reason: `csrf_${failure}`,
           path: req.path,
+          ...(suppressed > 0 ? { detail: { suppressed } } : {}),
           ...ctx,
         })
       : Promise.resolve();

@@ -1,6 +1,8 @@
 import { ConfigService } from '@nestjs/config';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import express, { type Request } from 'express';
 import type { DestinationStream } from 'pino';
+import { clientIpOf } from '../duo/duo-request-context.js';
 import { DUO_OPTIONS, DuoFlowService, type NormalizedDuoModuleOptions } from '../duo/index.js';
 import { accessLogMiddleware, AppLogger, type AppLogLevel } from './app-logger.js';
 import { CsrfService } from './csrf.service.js';
@@ -11,7 +13,12 @@ import {
   callbackMethodGuard,
   csrfMiddleware,
   rateLimitMiddleware,
+  refusalAudit,
   securityHeaders,
+  strictQueryMiddleware,
+  strictQueryParser,
+  strictUrlencodedParser,
+  verifyJsonUtf8,
 } from './http-security.js';
 import { RateLimiter } from './rate-limiter.js';
 import { requestIdMiddleware } from './request-context.js';
@@ -51,21 +58,37 @@ export function applySecurity(
     destination: options.logDestination,
   });
   app.useLogger(logger);
+  // A forwarded client address that is not an IP (a trusted proxy passes on whatever the client
+  // sent) falls back to the socket's, for every reader of req.ip: audit, limits, stores.
+  const request = (app.getHttpAdapter().getInstance() as { request: object }).request;
+  Object.defineProperty(request, 'ip', {
+    configurable: true,
+    enumerable: true,
+    get(this: Request) {
+      return clientIpOf({
+        ip: Reflect.get(Object.getPrototypeOf(request) as object, 'ip', this) as string | undefined,
+        socket: this.socket,
+      });
+    },
+  });
+  const flow = app.get(DuoFlowService);
+  const emit = (event: Parameters<DuoFlowService['emit']>[0]) => flow.emit(event);
+  const audit = refusalAudit(emit);
+  // One strict decoder for every parameter: the query (parser, and a check before any route), the
+  // urlencoded bodies (strictUrlencodedParser) and our cookies (readStrictCookie in DuoCookies and
+  // CsrfService).
+  app.set('query parser', strictQueryParser);
   app.use(requestIdMiddleware);
   app.use(appRedirectGuard(config.getOrThrow<string>('PUBLIC_URL'), duo.apiOrigin, logger));
   app.use(accessLogMiddleware(logger));
   app.use(...securityHeaders(config.getOrThrow<string>('PUBLIC_URL').startsWith('https://')));
-  app.useBodyParser('json', { limit: BODY_LIMIT, strict: true });
-  app.useBodyParser('urlencoded', {
-    extended: false,
-    limit: BODY_LIMIT,
-    parameterLimit: BODY_PARAMETER_LIMIT,
-  });
-  app.use(bodyErrorHandler);
-  app.use(callbackMethodGuard(duo.callbackPath));
+  app.use(strictQueryMiddleware(audit));
+  // express.json's middleware is named jsonParser, so Nest adds no second one.
+  app.use(express.json({ limit: BODY_LIMIT, strict: true, verify: verifyJsonUtf8 }));
+  app.use(strictUrlencodedParser({ limit: BODY_LIMIT, parameterLimit: BODY_PARAMETER_LIMIT }));
+  app.use(bodyErrorHandler(audit));
+  app.use(callbackMethodGuard(duo.callbackPath, audit));
 
-  const flow = app.get(DuoFlowService);
-  const emit = (event: Parameters<DuoFlowService['emit']>[0]) => flow.emit(event);
   app.use(csrfMiddleware(app.get(CsrfService), emit));
   let lastStoreWarning = 0;
   app.use(
