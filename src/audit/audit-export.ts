@@ -2,8 +2,11 @@
  * Export formats of the audit trail: NDJSON (one event as JSON per line, every field) and CSV
  * (RFC 4180: CRLF rows, quoted cells where needed, a header row; JSON columns as JSON text).
  * CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a
- * leading apostrophe, per OWASP's CSV injection advice.
+ * leading apostrophe, per OWASP's CSV injection advice. Characters that display as something they
+ * are not (bidi controls, zero-width and other format characters, separators, lone surrogates; see
+ * showUnsafe) are written as `\u{XXXX}`, also in rows stored before the username policy existed.
  */
+import { showUnsafe } from '../duo/duo-text-policy.js';
 import type { AuditEvent } from './audit-record.js';
 
 /** CSV columns, in order (the AuditEvent field names). */
@@ -39,12 +42,12 @@ export const AUDIT_CSV_COLUMNS = [
 
 const FORMULA_START = /^[=+\-@\t\r]/;
 
-/** One CSV cell: formula guard first, then RFC 4180 quoting. */
+/** One CSV cell: unsafe characters escaped (tab, CR and LF are left to quoting), formula guard, then RFC 4180 quoting. */
 export function csvCell(value: unknown): string {
   if (value === null || value === undefined) {
     return '';
   }
-  let text = typeof value === 'string' ? value : JSON.stringify(value);
+  let text = showUnsafe(typeof value === 'string' ? value : JSON.stringify(value), '\t\r\n');
   if (typeof value === 'string' && FORMULA_START.test(text)) {
     text = `'${text}`;
   }

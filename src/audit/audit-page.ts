@@ -3,12 +3,27 @@
  * escaped. The chart is inline SVG (allowed by the pages' strict CSP: it is markup, not a load).
  */
 import { escapeHtml as esc, page } from '../duo/index.js';
+import { showUnsafe } from '../duo/duo-text-policy.js';
 import { AUDIT_EVENT_TYPES, AUDIT_OUTCOMES, type AuditOutcome } from './audit-events.js';
 import { auditFilterToParams } from './audit-query.dto.js';
 import type { AuditEvent } from './audit-record.js';
 import type { AuditFilter, AuditStatsBucket, AuditStatsRow } from './audit.repository.js';
 
+/**
+ * Text content of a stored value (never an attribute: it adds markup): escaped for HTML, and its unsafe characters (bidi controls, zero-width and
+ * other format characters, separators, lone surrogates...: showUnsafe) are shown as a marked
+ * `\u{XXXX}`, so a row stored before the username policy (`alice\u{202E}gnp.exe`) cannot display
+ * as another name. `keep` lists characters left as they are (newlines of a `<pre>` block).
+ */
+function show(value: unknown, keep = ''): string {
+  return esc(showUnsafe(String(value), keep)).replace(
+    /\\u\{[0-9A-F]{1,6}\}/g,
+    (m) => `<span class="esc" title="escaped character">${m}</span>`,
+  );
+}
+
 const CSS = `body{max-width:78rem;margin:2rem auto}
+span.esc{background:#fff3cd;color:#8a4b00;border-radius:.2rem;padding:0 .1rem;font-family:ui-monospace,monospace}
 table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border-bottom:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.mono,pre,.mono{font-family:ui-monospace,monospace}
 form#filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));gap:.5rem 1rem;margin:1rem 0;padding:1rem;background:#f8f8f8;border-radius:.4rem}
@@ -97,10 +112,10 @@ function eventsTable(events: AuditEvent[]): string {
   }
   const rows = events.map(
     (e) => `<tr data-id="${esc(e.id)}">
-<td class="mono">${esc(shortTime(e.occurredAt))}</td><td>${esc(e.type)}</td>
-<td class="o-${esc(e.outcome)}">${esc(e.outcome)}</td><td>${esc(e.username ?? '')}</td>
-<td>${esc(e.factor ?? '')}</td><td>${esc(e.reason ?? '')}</td>
-<td class="mono">${esc(e.txid ?? '')}</td><td class="mono">${esc(e.clientIp ?? '')}</td>
+<td class="mono">${show(shortTime(e.occurredAt))}</td><td>${show(e.type)}</td>
+<td class="o-${esc(e.outcome)}">${show(e.outcome)}</td><td>${show(e.username ?? '')}</td>
+<td>${show(e.factor ?? '')}</td><td>${show(e.reason ?? '')}</td>
+<td class="mono">${show(e.txid ?? '')}</td><td class="mono">${show(e.clientIp ?? '')}</td>
 <td><a class="view" href="/audit/view/${esc(encodeURIComponent(e.id))}">details</a></td></tr>`,
   );
   return `<table id="events"><thead><tr><th>Time (UTC)</th><th>Type</th><th>Outcome</th><th>User</th>
@@ -228,15 +243,15 @@ export function auditEventPage(event: AuditEvent): string {
   const rows = DETAIL_FIELDS.map(([key, label]) => {
     const value = event[key];
     const text = Array.isArray(value) ? value.join(', ') : (value ?? '');
-    return `<dt>${esc(label)}</dt><dd id="d-${key}">${esc(text)}</dd>`;
+    return `<dt>${esc(label)}</dt><dd id="d-${key}">${show(text)}</dd>`;
   }).join('');
   const json = (v: unknown) => (v ? JSON.stringify(v, null, 2) : '(none)');
   return page(
     `Audit event ${event.seq}`,
     `<main><p><a id="back" href="/audit">&larr; Audit trail</a></p>
-<h1 id="title">Event ${esc(event.seq)}: ${esc(event.type)}</h1><dl id="fields">${rows}</dl>
-<h2>Duo auth_context</h2><pre id="auth-context">${esc(json(event.authContext))}</pre>
-<h2>Detail</h2><pre id="detail">${esc(json(event.detail))}</pre></main>`,
+<h1 id="title">Event ${esc(event.seq)}: ${show(event.type)}</h1><dl id="fields">${rows}</dl>
+<h2>Duo auth_context</h2><pre id="auth-context">${show(json(event.authContext), '\n')}</pre>
+<h2>Detail</h2><pre id="detail">${show(json(event.detail), '\n')}</pre></main>`,
     CSS,
   );
 }

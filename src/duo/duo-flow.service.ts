@@ -1,4 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DuoCircuitBreaker } from './duo-circuit-breaker.js';
@@ -12,12 +20,16 @@ import {
   type NormalizedDuoModuleOptions,
 } from './duo-module-options.js';
 import { buttonPage, PAGE_CSP } from './duo-pages.js';
+import { requestContext } from './duo-request-context.js';
 import { DuoSessionService } from './duo-session.service.js';
 import { storeCall } from './duo-store-call.js';
+import { checkUsername, type UsernameRefusal } from './duo-text-policy.js';
 import type { DuoMfaResult } from './duo.types.js';
 import { InjectDuoOptions, InjectPendingLoginStore } from './duo.tokens.js';
 import type { PendingLogin, PendingLoginStore } from './stores/pending-login.store.js';
-import { PendingLoginStoreFullError } from './stores/store.errors.js';
+import { DuoStoreError, PendingLoginStoreFullError } from './stores/store.errors.js';
+
+export { clientIpOf, requestContext } from './duo-request-context.js';
 
 export type DuoStartOutcome =
   | { kind: 'redirect'; authorizeUrl: string; login: PendingLogin; binding: string }
@@ -28,7 +40,8 @@ export interface DuoCallbackOutcome {
   login: PendingLogin;
 }
 
-const USERNAME_RE = /^[^\p{Cc}]{1,255}$/u;
+/** HKDF info of the rejected-input hash key (a key of its own, never the cookie or MAC key). */
+const INPUT_HASH_INFO = 'duo-nest/input-hash/v1';
 const STATE_RE = /^[A-Za-z0-9_-]{22,1024}$/;
 const CODE_RE = /^[\x21-\x7e]{1,1024}$/;
 const CALLBACK_KEYS = new Set(['duo_code', 'code', 'state', 'error', 'error_description']);
@@ -41,6 +54,8 @@ const CALLBACK_KEYS = new Set(['duo_code', 'code', 'state', 'error', 'error_desc
 @Injectable()
 export class DuoFlowService {
   private readonly logger = new Logger('Duo');
+  /** Key of the rejected-input hash, derived from the session secret for that purpose alone. */
+  readonly #inputHashKey: KeyObject;
 
   constructor(
     private readonly client: DuoClient,
@@ -49,7 +64,23 @@ export class DuoFlowService {
     private readonly sessions: DuoSessionService,
     @InjectPendingLoginStore() private readonly pending: PendingLoginStore,
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
-  ) {}
+  ) {
+    this.#inputHashKey = createSecretKey(
+      Buffer.from(hkdfSync('sha256', options.sessionSecret, Buffer.alloc(0), INPUT_HASH_INFO, 32)),
+    );
+  }
+
+  /**
+   * A keyed hash of a rejected input (HMAC-SHA-256, 128 bits shown): the same value gives the same
+   * hash, so repeats can be told apart, but without the key the value cannot be guessed from it.
+   */
+  inputHash(value: string): string {
+    return createHmac('sha256', this.#inputHashKey)
+      .update(value, 'utf8')
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
+  }
 
   /** Starts a sign-on; `usernameResolver` names the first factor's user (default: the options'). */
   async start(
@@ -57,15 +88,28 @@ export class DuoFlowService {
     usernameResolver: (req: Request) => unknown = this.options.usernameResolver,
   ): Promise<DuoStartOutcome> {
     const ctx = requestContext(req);
-    const params = parseLoginParams(req, usernameResolver);
-    if (!params) {
+    const params = checkLoginParams(req, usernameResolver);
+    if (!params.ok) {
+      // The rejected value is never stored: only its length and a keyed hash (to tell repeats apart).
       await this.emit({
         type: 'input_validation_failed',
         outcome: 'failure',
-        reason: 'invalid_request',
+        reason: params.field === 'username' ? 'invalid_username' : 'invalid_request',
+        detail: {
+          field: params.field,
+          why: params.why,
+          ...(params.field === 'username' && params.value !== undefined
+            ? { length: params.value.length, hmac: this.inputHash(params.value) }
+            : {}),
+        },
         ...ctx,
       });
-      throw new DuoError('invalid_request', 'Enter a username of 1 to 255 characters');
+      throw new DuoError(
+        'invalid_request',
+        params.field === 'username'
+          ? 'Enter a username of 1 to 255 characters, without control, invisible or direction-changing characters'
+          : 'The sign-on request is malformed',
+      );
     }
     const { username } = params;
     const returnTo = params.returnTo ?? this.options.defaultReturnTo;
@@ -128,6 +172,20 @@ export class DuoFlowService {
     } catch (err) {
       if (err instanceof PendingLoginStoreFullError) {
         throw new DuoError('busy', 'Too many sign-ons are in progress; try again in a minute', {
+          cause: err,
+        });
+      }
+      if (isStoreValidationError(err)) {
+        // The request made a record the store refuses: the client's fault, so a 400 and one event.
+        await this.emit({
+          type: 'input_validation_failed',
+          outcome: 'failure',
+          username,
+          reason: 'store_validation',
+          detail: { store: 'pending-login', store_code: err.code },
+          ...ctx,
+        });
+        throw new DuoError('invalid_request', 'The sign-on request could not be stored', {
           cause: err,
         });
       }
@@ -282,15 +340,21 @@ export class DuoFlowService {
     try {
       return await this.sessions.open(req, res, input);
     } catch (err) {
+      const invalid = isStoreValidationError(err);
       await this.emit({
         type: 'mfa_failed',
         outcome: 'failure',
         username: login.username,
-        reason: err instanceof DuoError ? err.code : 'unavailable',
+        reason: invalid ? 'store_validation' : err instanceof DuoError ? err.code : 'unavailable',
+        ...(invalid ? { detail: { store: 'session', store_code: err.code } } : {}),
         returnTo: login.returnTo,
         ...requestContext(req),
       });
-      throw err;
+      throw invalid
+        ? new DuoError('invalid_request', 'The session could not be stored; start again', {
+            cause: err,
+          })
+        : err;
     }
   }
 
@@ -300,13 +364,30 @@ export class DuoFlowService {
     res: Response,
     outcome: Extract<DuoStartOutcome, { kind: 'failopen' }>,
   ): Promise<void> {
-    await this.sessions.open(req, res, {
-      username: outcome.username,
-      mfa: false,
-      failOpen: true,
-      groups: [],
-      data: {},
-    });
+    try {
+      await this.sessions.open(req, res, {
+        username: outcome.username,
+        mfa: false,
+        failOpen: true,
+        groups: [],
+        data: {},
+      });
+    } catch (err) {
+      if (!isStoreValidationError(err)) {
+        throw err;
+      }
+      await this.emit({
+        type: 'input_validation_failed',
+        outcome: 'failure',
+        username: outcome.username,
+        reason: 'store_validation',
+        detail: { store: 'session', store_code: err.code },
+        ...requestContext(req),
+      });
+      throw new DuoError('invalid_request', 'The session could not be stored; start again', {
+        cause: err,
+      });
+    }
     res.setHeader('Cache-Control', 'no-store');
     res.redirect(303, outcome.returnTo);
   }
@@ -371,42 +452,73 @@ function onlyStrings(
   );
 }
 
+/** Why the sign-on start's parameters were refused, and which field (for the audit event). */
+export type LoginParamsRefusal =
+  | { field: 'query' | 'body'; why: 'unexpected_shape' }
+  | { field: 'username'; why: UsernameRefusal; value?: string };
+
+export type LoginParamsCheck =
+  | { ok: true; username: string; returnTo?: string; returnToRejected?: true }
+  | ({ ok: false } & LoginParamsRefusal);
+
 /**
  * The sign-on start's parameters, strictly: with the default username resolver the body holds
  * only `username` and `returnTo` (single strings: duplicates arrive as arrays, nested keys as
  * objects or as `a[b]` names, and all are refused); the query holds at most `returnTo`. The
- * username is 1 to 255 characters without control characters; returnTo must be a same-origin path
- * or it is dropped (the default page is used). Undefined: refuse with 400 before any store or Duo call.
+ * username must pass the username policy (checkUsername: NFC, 1 to 255 code units, no control,
+ * format, bidi, separator, private-use, unassigned or invisible character, no edge spaces) and is
+ * returned in NFC; returnTo must be a same-origin path or it is dropped (the default page is used).
+ * A refusal names the field and why; the rejected value is only handed back to be hashed.
  */
-export function parseLoginParams(
+export function checkLoginParams(
   req: Pick<Request, 'body' | 'query'>,
   usernameResolver?: (req: Request) => unknown,
-): { username: string; returnTo?: string; returnToRejected?: true } | undefined {
+): LoginParamsCheck {
   const body: unknown = req.body;
   const query: unknown = req.query;
   const strictBody = !usernameResolver || usernameResolver === defaultUsernameResolver;
   if (!onlyStrings(query, LOGIN_QUERY_KEYS, MAX_LOGIN_VALUE)) {
-    return undefined;
+    return { ok: false, field: 'query', why: 'unexpected_shape' };
   }
   if (strictBody ? !onlyStrings(body, LOGIN_BODY_KEYS, MAX_LOGIN_VALUE) : !bodyReturnToOk(body)) {
-    return undefined;
+    return { ok: false, field: 'body', why: 'unexpected_shape' };
   }
-  const username = strictBody
+  const rawUsername = strictBody
     ? (body as Record<string, unknown> | undefined)?.username
     : usernameResolver(req as Request);
-  if (typeof username !== 'string' || !USERNAME_RE.test(username)) {
-    return undefined;
+  const checked = checkUsername(rawUsername);
+  if (!checked.ok) {
+    return {
+      ok: false,
+      field: 'username',
+      why: checked.why,
+      ...(typeof rawUsername === 'string' ? { value: rawUsername } : {}),
+    };
   }
+  const { username } = checked;
   const b = (body ?? {}) as Record<string, unknown>;
   const q = (query ?? {}) as Record<string, unknown>;
   const rawReturnTo = b.returnTo ?? q.returnTo;
   const returnTo = sanitizeReturnTo(rawReturnTo);
   if (returnTo) {
-    return { username, returnTo };
+    return { ok: true, username, returnTo };
   }
   return rawReturnTo === undefined || rawReturnTo === ''
-    ? { username }
-    : { username, returnToRejected: true };
+    ? { ok: true, username }
+    : { ok: true, username, returnToRejected: true };
+}
+
+/** checkLoginParams without the reasons: undefined means refuse with 400 before any store or Duo call. */
+export function parseLoginParams(
+  req: Pick<Request, 'body' | 'query'>,
+  usernameResolver?: (req: Request) => unknown,
+): { username: string; returnTo?: string; returnToRejected?: true } | undefined {
+  const checked = checkLoginParams(req, usernameResolver);
+  if (!checked.ok) {
+    return undefined;
+  }
+  const { ok: _ok, ...params } = checked;
+  return params;
 }
 
 function bodyReturnToOk(body: unknown): boolean {
@@ -442,22 +554,12 @@ function parseCallbackQuery(
   return { state, code };
 }
 
-const CORRELATION_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
-
-/**
- * What every event says about its request: client IP (Express's `req.ip`, so the app's trusted
- * proxy hops apply), user agent, and the correlation id the app put on `req.id` (when it is safe).
- */
-export function requestContext(
-  req: Request,
-): Pick<DuoAuthEvent, 'clientIp' | 'userAgent' | 'correlationId'> {
-  const ua = req.headers['user-agent'];
-  const id = (req as Request & { id?: unknown }).id;
-  return {
-    ...(req.ip ? { clientIp: req.ip } : {}),
-    ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 512) } : {}),
-    ...(typeof id === 'string' && CORRELATION_ID_RE.test(id) ? { correlationId: id } : {}),
-  };
+/** A store refused the record it was handed (bad or oversized input), as opposed to an outage. */
+function isStoreValidationError(err: unknown): err is DuoStoreError {
+  return (
+    err instanceof DuoStoreError &&
+    (err.code === 'invalid_record' || err.code === 'record_too_large')
+  );
 }
 
 function sha256(value: string): string {
