@@ -56,6 +56,7 @@ export const AUDIT_DEFAULT_OUTCOME: Readonly<Record<AuditEventType, AuditOutcome
   access_denied: 'failure',
   rate_limited: 'failure',
   input_validation_failed: 'failure',
+  session_invalid: 'failure',
   store_record_invalid: 'failure',
   audit_spool_replayed: 'info',
 };

@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DuoCookies } from './duo-cookies.js';
+import { EventAggregator } from './duo-event-aggregator.js';
+import { requestContext } from './duo-request-context.js';
 import { storeCall } from './duo-store-call.js';
 import { InjectDuoOptions, InjectSessionStore } from './duo.tokens.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
@@ -17,6 +19,9 @@ const MISSING: SessionLookup = Object.freeze({ status: 'missing' });
 @Injectable()
 export class DuoSessionService {
   readonly cookies: DuoCookies;
+  private readonly logger = new Logger('Duo');
+  /** session_invalid: one row per source and minute, so a flood of forged cookies cannot fill the trail. */
+  private readonly invalidCookies = new EventAggregator(60_000);
 
   constructor(
     @InjectSessionStore() private readonly store: SessionStore,
@@ -25,10 +30,43 @@ export class DuoSessionService {
     this.cookies = new DuoCookies(options.sessionSecret, options.secureCookies);
   }
 
-  /** The session of this request: the cookie must be present once, correctly signed, and live. */
-  lookup(req: Request): Promise<SessionLookup> {
-    const id = this.cookies.read(req, this.cookies.session);
-    return id ? storeCall('session', () => this.store.get(id)) : Promise.resolve(MISSING);
+  /**
+   * The session of this request: the cookie must be present once, correctly signed, and live. A
+   * cookie that is there but invalid (forged, tampered, malformed or duplicated) is reported as
+   * `session_invalid`, one event per source and window (later ones are counted on the next).
+   */
+  async lookup(req: Request): Promise<SessionLookup> {
+    const cookie = this.cookies.inspect(req, this.cookies.session);
+    if (cookie.status === 'ok') {
+      return storeCall('session', () => this.store.get(cookie.value));
+    }
+    if (cookie.status === 'invalid') {
+      await this.reportInvalid(req, cookie.why);
+    }
+    return MISSING;
+  }
+
+  /** Not critical: the request is refused (no session) whether or not the event is written. */
+  private async reportInvalid(req: Request, why: string): Promise<void> {
+    const ctx = requestContext(req);
+    const { write, suppressed } = this.invalidCookies.hit(ctx.clientIp ?? '-');
+    if (!write || !this.options.onEvent) {
+      return;
+    }
+    try {
+      await this.options.onEvent({
+        type: 'session_invalid',
+        outcome: 'failure',
+        reason: `cookie_${why}`,
+        path: req.path,
+        ...(suppressed > 0 ? { detail: { suppressed } } : {}),
+        ...ctx,
+      });
+    } catch (err) {
+      this.logger.error(
+        `Could not record session_invalid: ${err instanceof Error ? err.name : 'error'}`,
+      );
+    }
   }
 
   /**
