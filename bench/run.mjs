@@ -17,6 +17,7 @@ const BENCHES = [
   ['guarded', 'guarded.mjs', [], 'results-guarded.json', 180],
   ['signons', 'signons.mjs', [], 'results-signons.json', 480],
   ['audit', 'audit.mjs', [], 'results-audit.json', 240],
+  ['limiter', 'limiter.mjs', [], 'results-limiter.json', 240],
 ];
 
 const runs = {};
@@ -109,6 +110,21 @@ const targets = [
     100,
     ' MB',
   ),
+  target(
+    'rate limiter cost per hit, 1,000,000 / 1,000 live keys (memory store at its cap)',
+    get('limiter.flat.checkRatio'),
+    '<',
+    3,
+    'x',
+    `a bare Map of the same sizes: ${get('limiter.flat.bareMapRatio') ?? '?'}x (the runtime's floor; see bench/README.md)`,
+  ),
+  target(
+    'memory limiter store / bare Map set+delete, at 1,000,000 keys',
+    get('limiter.flat.storeOverBareMap.1000000'),
+    '<',
+    1.5,
+    'x',
+  ),
 ];
 
 const results = {
@@ -155,6 +171,9 @@ const results = {
       : null,
     audit: figures.audit
       ? { query: get('audit.query'), append: get('audit.append'), targets: get('audit.targets') }
+      : null,
+    limiter: figures.limiter
+      ? { memory: get('limiter.memory'), redis: get('limiter.redis'), flat: get('limiter.flat') }
       : null,
   },
   raw: figures,
@@ -205,6 +224,10 @@ const rows = [
   ['simulator token exchanges/s', fmt(get('simulator.tokenExchangesPerSecond'))],
   ['audit appends/s (1 writer, 16 in flight)', fmt(get('audit.append.oneWriter16InFlightPerSec'))],
   ['audit filtered query p95 ms (1M events)', fmt(get('audit.query.filteredP95Ms'))],
+  [
+    'rate limiter µs/hit at 1k | 100k | 1M keys',
+    ['1000', '100000', '1000000'].map((n) => fmt(get(`limiter.memory.${n}.checkUs`))).join(' | '),
+  ],
 ];
 console.table(Object.fromEntries(rows.map(([k, v]) => [k, { value: v }])));
 console.table(
