@@ -37,11 +37,13 @@ export function simulatorOptions(
 
 /**
  * Boots a test app: `build(url, onEvent)` returns the app's root module for its own URL (the redirect
- * URI names the port). `customize` may override providers or guards, as a user's test would.
+ * URI names the port). `customize` may override providers or guards, as a user's test would;
+ * `prepare` sees the app before it listens (global interceptors, say).
  */
 export async function bootTestApp(
   build: (url: string, onEvent: (event: DuoAuthEvent) => void) => DynamicModule,
   customize: (builder: TestingModuleBuilder) => TestingModuleBuilder = (b) => b,
+  prepare: (app: NestExpressApplication) => void = () => undefined,
 ): Promise<TestApp> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -73,6 +75,7 @@ export async function bootTestApp(
       next();
     },
   );
+  prepare(app);
   await app.listen(port, '127.0.0.1');
   return { url, app, events, problems, answered, close: () => app.close() };
 }

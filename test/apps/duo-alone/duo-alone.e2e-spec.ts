@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { DynamicModule, ExecutionContext } from '@nestjs/common';
+import type { CallHandler, DynamicModule, ExecutionContext, NestInterceptor } from '@nestjs/common';
+import { map, type Observable } from 'rxjs';
 import type { TestingModuleBuilder } from '@nestjs/testing';
 import { MfaGuard, type MfaSession } from '../../../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../../../src/simulator/index.js';
@@ -9,6 +10,13 @@ import { DuoAloneAppModule } from './app.module.js';
 
 // Duo alone: DuoStartGuard on the app's login route, the module's own callback route, no error
 // filter (refusals reach the app as DuoHttpException).
+/** Wraps every handler result as `{ data }` (the Nest docs' TransformInterceptor). */
+class WrapInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(map((data: unknown) => ({ data })));
+  }
+}
+
 let sim: RunningSimulator;
 let app: TestApp;
 let buttonApp: TestApp;
@@ -21,8 +29,17 @@ beforeAll(async () => {
   app = await bootTestApp((url, onEvent) =>
     DuoAloneAppModule.register({ ...simulatorOptions(sim, url), onEvent }),
   );
-  buttonApp = await bootTestApp((url, onEvent) =>
-    DuoAloneAppModule.register({ ...simulatorOptions(sim, url), skipButtonPress: false, onEvent }),
+  // With the Nest docs' TransformInterceptor: were the empty route body still sent, it would write
+  // `{ data }` over the guard's answer (headers already sent, a 500 in the logs).
+  buttonApp = await bootTestApp(
+    (url, onEvent) =>
+      DuoAloneAppModule.register({
+        ...simulatorOptions(sim, url),
+        skipButtonPress: false,
+        onEvent,
+      }),
+    undefined,
+    (nest) => nest.useGlobalInterceptors(new WrapInterceptor()),
   );
   openApp = await bootTestApp((url, onEvent) =>
     DuoAloneAppModule.register({
@@ -136,6 +153,8 @@ describe('Duo alone: DuoStartGuard and the module callback route', () => {
     const html = await page.text();
     expect(html).toContain('id="duo-button"');
     expect(html).toContain(`${sim.url}/oauth/v1/authorize?`);
+    // The server's side of the request may still run after the client has the page.
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(buttonApp.answered.filter((a) => a.startsWith('POST /login'))).toEqual([
       'POST /login 200',
     ]);
