@@ -8,7 +8,7 @@
 // BENCH_LIMITER_DIST, e.g. a private one that leaves dist/ alone while others test:
 //   npx tsc -p tsconfig.build.json --outDir /tmp/bench-dist
 //   BENCH_LIMITER_DIST=/tmp/bench-dist node bench/limiter.mjs
-// (the directory holding src/security/rate-limiter.js). BENCH_LIMITER_SIZES (comma-separated) and
+// (the directory holding src/duo/internal.js). BENCH_LIMITER_SIZES (comma-separated) and
 // BENCH_LIMITER_REDIS=0 shorten a run. Needs Redis at 127.0.0.1:6379 unless BENCH_LIMITER_REDIS=0.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const dist = resolve(process.env.BENCH_LIMITER_DIST ?? here('../dist'));
 const { MemoryRateLimitStore, RateLimiter, RedisRateLimitStore } = await import(
-  pathToFileURL(`${dist}/src/security/rate-limiter.js`).href
+  pathToFileURL(`${dist}/src/duo/internal.js`).href
 );
 
 const SIZES = (process.env.BENCH_LIMITER_SIZES ?? '1000,100000,1000000').split(',').map(Number);

@@ -17,7 +17,6 @@ import { GracefulShutdownService } from './lifecycle/graceful-shutdown.service.j
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { MetricsService } from './metrics/metrics.service.js';
-import { SecurityModule } from './security/security.module.js';
 
 /** Reads the validated environment as one typed object. */
 export function appEnv(config: ConfigService): AppEnv {
@@ -51,7 +50,6 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(rawEnv),
-        SecurityModule,
         TypeOrmModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (config: ConfigService) => {

@@ -3,21 +3,24 @@ import type { Request, Response } from 'express';
 import {
   AllowFailOpen,
   CurrentMfa,
-  DuoFlowService,
-  DuoSessionService,
+  DuoFormFields,
+  DuoSignOn,
   DuoStartGuard,
-  InjectDuoOptions,
-  PAGE_CSP,
-  pageCsp,
-  type NormalizedDuoModuleOptions,
   RequireDuoGroups,
   RequireMfa,
   sanitizeReturnTo,
   SkipMfa,
+  type DuoFormFieldsValue,
   type MfaSession,
 } from '../duo/index.js';
-import { CsrfService } from '../security/csrf.service.js';
+import {
+  InjectDuoOptions,
+  PAGE_CSP,
+  pageCsp,
+  type NormalizedDuoModuleOptions,
+} from '../duo/internal.js';
 import { resultPage, signOnPage } from './auth.pages.js';
+import { SIGN_ON_START_PATH } from './auth.paths.js';
 
 /** The seed's flow: sign-on form, Duo, and the "Sign on complete" page. */
 @Controller()
@@ -25,9 +28,7 @@ export class AuthController {
   private readonly signOnCsp: string;
 
   constructor(
-    private readonly flow: DuoFlowService,
-    private readonly sessions: DuoSessionService,
-    private readonly csrf: CsrfService,
+    private readonly signOn: DuoSignOn,
     @InjectDuoOptions() options: NormalizedDuoModuleOptions,
   ) {
     this.signOnCsp = pageCsp(options.apiOrigin);
@@ -35,24 +36,22 @@ export class AuthController {
 
   @SkipMfa()
   @Get()
-  signOn(
+  signOnForm(
     @Query('returnTo') returnTo: unknown,
     @Query('reason') reason: unknown,
-    @Req() req: Request,
+    // The form's hidden CSRF field (API clients read the same token from the X-CSRF-Token header).
+    @DuoFormFields() fields: DuoFormFieldsValue,
     @Res() res: Response,
   ): void {
-    const csrfToken = this.csrf.tokenFor(req, res);
     res.setHeader('Content-Security-Policy', this.signOnCsp);
     res.setHeader('Cache-Control', 'no-store');
-    // API clients read the token here (with the cookie) and send it back as X-CSRF-Token.
-    res.setHeader('X-CSRF-Token', csrfToken);
     res
       .type('html')
       .send(
         signOnPage(
           sanitizeReturnTo(returnTo),
           typeof reason === 'string' ? reason : undefined,
-          csrfToken,
+          fields.html,
         ),
       );
   }
@@ -62,16 +61,19 @@ export class AuthController {
    * (303 to Duo, the button page, or fail-open). DuoModule serves the callback route itself.
    */
   @SkipMfa()
-  @Post('login')
+  @Post(SIGN_ON_START_PATH)
   @UseGuards(DuoStartGuard)
   login(): void {}
 
   @Get('result')
-  result(@CurrentMfa() session: MfaSession, @Req() req: Request, @Res() res: Response): void {
-    const csrfToken = this.csrf.tokenFor(req, res);
+  result(
+    @CurrentMfa() session: MfaSession,
+    @DuoFormFields() fields: DuoFormFieldsValue,
+    @Res() res: Response,
+  ): void {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(resultPage(session.username, session.data.mfaResult, csrfToken));
+    res.type('html').send(resultPage(session.username, session.data.mfaResult, fields.html));
   }
 
   @Get('me')
@@ -112,10 +114,8 @@ export class AuthController {
   @Post('logout')
   @HttpCode(303)
   async logout(@Req() req: Request, @Res() res: Response): Promise<void> {
-    const session = await this.sessions.close(req, res);
-    if (session) {
-      await this.flow.emit({ type: 'session_logout', outcome: 'info', username: session.username });
-    }
+    // The app's CSRF middleware checked this POST (it checks every one but the sign-on start).
+    await this.signOn.signOut(req, res);
     res.setHeader('Cache-Control', 'no-store');
     if (req.accepts(['json', 'html']) === 'json') {
       res.status(200).json({ signedOut: true });

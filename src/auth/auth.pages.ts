@@ -1,4 +1,4 @@
-import { escapeHtml, page } from '../duo/index.js';
+import { escapeHtml, page } from '../duo/internal.js';
 
 const NOTICES: Record<string, string> = {
   mfa_required: 'Please sign on to open that page.',
@@ -7,14 +7,14 @@ const NOTICES: Record<string, string> = {
   signed_out: 'You are signed out.',
 };
 
-/** The seed's first factor: an HTML form with one field, `username`. */
-const csrfField = (token: string) =>
-  `<input type="hidden" name="_csrf" value="${escapeHtml(token)}">`;
-
+/**
+ * The seed's first factor: an HTML form with one field, `username`. `formFields` is the Duo
+ * library's hidden CSRF field (`@DuoFormFields()`'s `html`, already escaped).
+ */
 export function signOnPage(
   returnTo: string | undefined,
   reason: string | undefined,
-  csrfToken: string,
+  formFields: string,
 ): string {
   const notice =
     reason && NOTICES[reason]
@@ -24,7 +24,7 @@ export function signOnPage(
     'Sign On',
     `<main><h1>Sign On</h1>${notice}
 <form id="sign-on" method="post" action="/login">
-${csrfField(csrfToken)}
+${formFields}
 <label for="username">Username</label><br>
 <input id="username" name="username" autocomplete="username" required maxlength="255" autofocus>
 ${returnTo ? `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` : ''}
@@ -35,7 +35,7 @@ ${returnTo ? `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)
 }
 
 /** The seed's "Sign on complete" page: Duo's raw response (token strings redacted), then the claims. */
-export function resultPage(username: string, result: unknown, csrfToken: string): string {
+export function resultPage(username: string, result: unknown, formFields: string): string {
   const r = (result ?? {}) as { rawResponse?: unknown; tokens?: unknown; statusCode?: unknown };
   return page(
     'Sign on complete',
@@ -43,7 +43,7 @@ export function resultPage(username: string, result: unknown, csrfToken: string)
 <p>Signed on as <strong id="username">${escapeHtml(username)}</strong> (Duo answered ${escapeHtml(r.statusCode ?? '?')}).</p>
 <h2>rawResponse</h2><pre id="raw-response">${escapeHtml(JSON.stringify(r.rawResponse ?? null, null, 2))}</pre>
 <h2>Verified id_token claims</h2><pre id="tokens">${escapeHtml(JSON.stringify(r.tokens ?? null, null, 2))}</pre>
-<form method="post" action="/logout">${csrfField(csrfToken)}<button id="logout" type="submit">Sign out</button></form></main>`,
+<form method="post" action="/logout">${formFields}<button id="logout" type="submit">Sign out</button></form></main>`,
     'pre{background:#f4f4f4;padding:1rem;overflow:auto;font-size:.8rem}',
   );
 }

@@ -29,5 +29,14 @@ export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
     sessionAbsoluteTimeoutMs: env.SESSION_ABSOLUTE_TIMEOUT_MS,
     defaultReturnTo: '/result',
     signOnPath: '/',
+    // The sign-on caps (the library's; 0 turns one off) and the start's CSRF check.
+    limits: {
+      windowMs: env.RATE_LIMIT_WINDOW_MS,
+      startsPerIp: env.RATE_LIMIT_LOGIN_PER_IP,
+      startsPerUser: env.RATE_LIMIT_LOGIN_PER_USER,
+      callbacksPerIp: env.RATE_LIMIT_CALLBACK_PER_IP,
+      ipv6Subnet: env.RATE_LIMIT_IPV6_SUBNET,
+    },
+    csrf: { allowedOrigins: [new URL(env.PUBLIC_URL).origin] },
   };
 }

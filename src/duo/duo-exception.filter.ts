@@ -1,6 +1,13 @@
 import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { DUO_ERROR_STATUS, duoPublicMessage, DuoError, type DuoErrorCode } from './duo.errors.js';
+import {
+  DUO_ERROR_STATUS,
+  duoErrorStatus,
+  duoPublicMessage,
+  DuoError,
+  DuoRateLimitError,
+  type DuoErrorCode,
+} from './duo.errors.js';
 import { DuoHttpException } from './duo-http.exception.js';
 import { messagePage, PAGE_CSP } from './duo-pages.js';
 
@@ -12,8 +19,20 @@ const CLOCK_CODES = new Set<DuoErrorCode>(['id_token_expired', 'id_token_iat', '
 /** Codes whose HTML answer is a redirect to the sign-on page rather than an error page. */
 const TO_SIGN_ON = new Set<DuoErrorCode>(['mfa_required', 'session_expired', 'mfa_stale']);
 
+/**
+ * Refusals that a flood can repeat at will, already audited once per source and window: no log
+ * line each (the callers that do not audit them log nothing either).
+ */
+const QUIET = new Set<DuoErrorCode>(['csrf_failed']);
+
 /** What users read: short, generic per family, never Duo's body or a token. */
-function title(code: DuoErrorCode): string {
+function title(code: DuoErrorCode, status: number): string {
+  if (status === 429) {
+    return 'Too many attempts';
+  }
+  if (code === 'csrf_failed') {
+    return 'Request refused';
+  }
   switch (STATUS[code]) {
     case 503:
       return 'Two-factor service unavailable';
@@ -41,14 +60,16 @@ export class DuoExceptionFilter implements ExceptionFilter {
   /** Answers one Duo refusal (the module's own callback route calls this directly). */
   respond(exception: DuoError | DuoHttpException, req: Request, res: Response): void {
     const error = exception instanceof DuoHttpException ? exception.duoError : exception;
-    const status = STATUS[error.code] ?? 500;
+    const status = duoErrorStatus(error);
     const cause =
       error.cause instanceof Error
         ? ` (cause: ${error.cause.name}: ${error.cause.message.slice(0, 200)})`
         : '';
-    if (status >= 500) {
+    if (error instanceof DuoRateLimitError) {
+      // A cap's refusal: audited once per key and window, never a log line per request.
+    } else if (status >= 500) {
       this.logger.error(`${error.code}: ${error.message}${cause}`);
-    } else if (!TO_SIGN_ON.has(error.code)) {
+    } else if (!TO_SIGN_ON.has(error.code) && !QUIET.has(error.code)) {
       const skew = CLOCK_CODES.has(error.code) ? ' clock_skew_suspected=true' : '';
       this.logger.warn(`${error.code}: ${error.message}${cause}${skew}`);
     }
@@ -57,6 +78,9 @@ export class DuoExceptionFilter implements ExceptionFilter {
       return;
     }
     res.setHeader('Cache-Control', 'no-store');
+    if (error instanceof DuoRateLimitError) {
+      res.setHeader('Retry-After', String(error.retryAfterSec));
+    }
     const wantsHtml = req.accepts(['json', 'html']) === 'html';
     if (!wantsHtml) {
       res.status(status).json({ statusCode: status, error: error.code, message });
@@ -71,6 +95,6 @@ export class DuoExceptionFilter implements ExceptionFilter {
     res
       .status(status)
       .type('html')
-      .send(messagePage(title(error.code), message, this.signOnPath));
+      .send(messagePage(title(error.code, status), message, this.signOnPath));
   }
 }

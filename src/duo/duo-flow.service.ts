@@ -22,6 +22,7 @@ import {
 import { buttonPage, PAGE_CSP } from './duo-pages.js';
 import { requestContext } from './duo-request-context.js';
 import { DuoSessionService } from './duo-session.service.js';
+import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
 import { storeCall } from './duo-store-call.js';
 import { checkUsername, type UsernameRefusal } from './duo-text-policy.js';
 import type { DuoMfaResult } from './duo.types.js';
@@ -64,6 +65,7 @@ export class DuoFlowService {
     private readonly sessions: DuoSessionService,
     @InjectPendingLoginStore() private readonly pending: PendingLoginStore,
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
+    private readonly protection: DuoSignOnProtection,
   ) {
     this.#inputHashKey = createSecretKey(
       Buffer.from(hkdfSync('sha256', options.sessionSecret, Buffer.alloc(0), INPUT_HASH_INFO, 32)),
@@ -112,6 +114,8 @@ export class DuoFlowService {
       );
     }
     const { username } = params;
+    // The push-bombing cap: on the valid, resolved username, before any store or Duo call.
+    await this.protection.checkUser(req, username);
     const returnTo = params.returnTo ?? this.options.defaultReturnTo;
     if (params.returnToRejected) {
       // Not an error for the user (they land on the default page), but worth a trace: RDR-02.

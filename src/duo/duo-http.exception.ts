@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import { DUO_ERROR_STATUS, duoPublicMessage, DuoError, type DuoErrorCode } from './duo.errors.js';
+import { duoErrorStatus, duoPublicMessage, DuoError, type DuoErrorCode } from './duo.errors.js';
 
 /** The JSON body of every Duo refusal: `error` is the stable DuoError code. */
 export interface DuoHttpExceptionBody {
@@ -18,7 +18,7 @@ export class DuoHttpException extends HttpException {
   readonly code: DuoErrorCode;
 
   constructor(readonly duoError: DuoError) {
-    const statusCode = DUO_ERROR_STATUS[duoError.code] ?? 500;
+    const statusCode = duoErrorStatus(duoError);
     const body: DuoHttpExceptionBody = {
       statusCode,
       error: duoError.code,

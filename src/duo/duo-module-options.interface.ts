@@ -3,7 +3,47 @@ import type { Cluster, Redis } from 'ioredis';
 import type { DuoClientOptions } from './duo-client-options.js';
 import type { DuoAuthEvent } from './duo-events.js';
 import type { PendingLoginStore } from './stores/pending-login.store.js';
+import type { RateLimitStore } from './stores/rate-limit.store.js';
 import type { SessionStore } from './stores/session.store.js';
+
+/**
+ * The sign-on caps (fixed windows). Starts are counted per client IP before anything else, then
+ * per username (the push-bombing defence: each start sends a push); Duo's redirects back are
+ * counted per client IP. Over a cap: 429 with Retry-After, no Duo call, and one `rate_limited`
+ * event per key and window (reason `login_ip`, `login_user` or `callback_ip`). A counter store
+ * that fails lets the request through (logged): sign-on depends on the same store anyway.
+ * A cap of 0 turns that cap off.
+ */
+export interface DuoLimitsOptions {
+  /** Length of one counting window. @default 600000 (10 minutes) */
+  windowMs?: number;
+  /** Sign-on starts per client IP (IPv6: per `ipv6Subnet` network) and window. @default 100 */
+  startsPerIp?: number;
+  /** Sign-on starts (Duo pushes) per username and window; case and Unicode form folded. @default 5 */
+  startsPerUser?: number;
+  /** Requests to the callback route per client IP and window. @default 100 */
+  callbacksPerIp?: number;
+  /**
+   * Prefix length that groups IPv6 clients for the per-IP caps (a host usually holds a whole /64,
+   * so single addresses rotate freely); 128 counts each address. IPv4-mapped IPv6 counts as IPv4.
+   * @default 64
+   */
+  ipv6Subnet?: number;
+  /**
+   * Where the counters live. @default the pending-login store's backing: `redis` under
+   * `<redisKeyPrefix>rl:` (shared by every instance), else in memory (bounded, one instance)
+   */
+  store?: RateLimitStore;
+}
+
+/** The CSRF check of the sign-on start (a signed double-submit token plus Origin and Sec-Fetch-Site). */
+export interface DuoCsrfOptions {
+  /**
+   * Origins a start may come from (the `Origin` header; absent or "null" leaves it to the token).
+   * @default the origin of `redirectUri`
+   */
+  allowedOrigins?: string[];
+}
 
 /** Options of DuoModule.forRoot / forRootAsync. Durations are in ms. */
 export interface DuoModuleOptions extends DuoClientOptions {
@@ -44,9 +84,10 @@ export interface DuoModuleOptions extends DuoClientOptions {
    */
   sessionSecret: string;
   /**
-   * The session secret before the last rotation (>= 32 characters): store records it sealed are
-   * still accepted, and sealed again with `sessionSecret` on their next write. It never seals, and
-   * does not verify cookies. Drop it once the longest session lifetime has passed.
+   * The session secret before the last rotation (>= 32 characters): session and binding cookies,
+   * CSRF tokens and store records it signed are still accepted, so a rotation signs nobody out;
+   * records are sealed again with `sessionSecret` on their next write. It never signs or seals.
+   * Drop it once the longest session lifetime has passed.
    */
   sessionSecretPrevious?: string;
   /** Idle timeout of an MFA session. @default 900000 */
@@ -89,4 +130,20 @@ export interface DuoModuleOptions extends DuoClientOptions {
   breakerCooldownMs?: number;
   /** Calls to Duo in flight at once; more fail at once with 'busy' (503). @default 32 */
   maxConcurrentDuoCalls?: number;
+  /**
+   * The sign-on caps (per IP, per username, per IP on the callback), on by default.
+   * `false` turns every cap off: DANGEROUS, an escape hatch for apps that enforce the same caps
+   * elsewhere (without the per-username cap, anyone who knows a username can flood its owner with
+   * Duo pushes). @default {} (every cap at its default)
+   */
+  limits?: DuoLimitsOptions | false;
+  /**
+   * The CSRF check of the sign-on start, on by default: the start must carry the token of
+   * `@DuoFormFields()` (hidden field `_csrf`, or header `X-CSRF-Token`) and must not come from
+   * another origin; a refusal is 403 `csrf_failed` with one `input_validation_failed` event per
+   * source and window. `false` turns it off: DANGEROUS (login CSRF: another site can sign a
+   * browser on as someone else), only for apps that check the same request themselves before the
+   * start. @default {}
+   */
+  csrf?: DuoCsrfOptions | false;
 }

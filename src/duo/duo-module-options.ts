@@ -2,7 +2,11 @@ import type { Request } from 'express';
 import { validateDuoClientOptions } from './duo-client-options.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import { CALLBACK_ROUTE_PATH_MESSAGE, callbackRoutePathOk } from './duo-callback-path.js';
-import type { DuoModuleOptions } from './duo-module-options.interface.js';
+import type {
+  DuoCsrfOptions,
+  DuoLimitsOptions,
+  DuoModuleOptions,
+} from './duo-module-options.interface.js';
 import { connectionKeyPrefix, hashTagOf } from './stores/redis-script.js';
 import { effectivePrefix } from './stores/store-validation.js';
 
@@ -16,6 +20,8 @@ export type NormalizedDuoModuleOptions = Required<
     | 'usernameResolver'
     | 'onDuoCall'
     | 'sessionSecretPrevious'
+    | 'limits'
+    | 'csrf'
   >
 > &
   Pick<
@@ -27,7 +33,13 @@ export type NormalizedDuoModuleOptions = Required<
     callbackPath: string;
     /** The origin of every Duo URL (from apiHost). */
     apiOrigin: string;
+    limits: NormalizedDuoLimits | false;
+    csrf: { allowedOrigins: string[] } | false;
   };
+
+/** The sign-on caps with their defaults filled in. */
+export type NormalizedDuoLimits = Required<Omit<DuoLimitsOptions, 'store'>> &
+  Pick<DuoLimitsOptions, 'store'>;
 
 const SAME_ORIGIN_PATH = /^\/(?![/\\])[^\s\\]*$/;
 
@@ -171,6 +183,8 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     redisKeyPrefix,
     callbackPath: normalized.redirectUri ? safePath(normalized.redirectUri) : '/',
     routes: options.routes ?? true,
+    limits: normalizeLimits(issues, options.limits),
+    csrf: normalizeCsrf(issues, options.csrf, normalized.redirectUri),
   };
   if (result.routes !== true && result.routes !== false) {
     issues.push({ field: 'routes', message: 'must be true or false' });
@@ -181,6 +195,72 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     throw new DuoConfigError(issues);
   }
   return result;
+}
+
+function normalizeLimits(
+  issues: DuoConfigIssue[],
+  limits: DuoLimitsOptions | false | undefined,
+): NormalizedDuoLimits | false {
+  if (limits === false) {
+    return false;
+  }
+  if (limits !== undefined && (typeof limits !== 'object' || limits === null)) {
+    issues.push({ field: 'limits', message: 'must be an object of caps, or false' });
+    return false;
+  }
+  const l = limits ?? {};
+  const store = l.store;
+  if (store !== undefined && typeof store?.hit !== 'function') {
+    issues.push({ field: 'limits.store', message: 'must have a hit(key, windowMs) method' });
+  }
+  return {
+    windowMs: positive(issues, 'limits.windowMs', l.windowMs, 600_000, 1_000, 86_400_000),
+    startsPerIp: positive(issues, 'limits.startsPerIp', l.startsPerIp, 100, 0, 1_000_000),
+    startsPerUser: positive(issues, 'limits.startsPerUser', l.startsPerUser, 5, 0, 1_000_000),
+    callbacksPerIp: positive(issues, 'limits.callbacksPerIp', l.callbacksPerIp, 100, 0, 1_000_000),
+    ipv6Subnet: positive(issues, 'limits.ipv6Subnet', l.ipv6Subnet, 64, 1, 128),
+    ...(store ? { store } : {}),
+  };
+}
+
+function normalizeCsrf(
+  issues: DuoConfigIssue[],
+  csrf: DuoCsrfOptions | false | undefined,
+  redirectUri: string,
+): { allowedOrigins: string[] } | false {
+  if (csrf === false) {
+    return false;
+  }
+  if (csrf !== undefined && (typeof csrf !== 'object' || csrf === null)) {
+    issues.push({ field: 'csrf', message: 'must be an object, or false' });
+    return false;
+  }
+  const given = csrf?.allowedOrigins;
+  if (given === undefined) {
+    let own: string | undefined;
+    try {
+      own = new URL(redirectUri).origin;
+    } catch {
+      own = undefined; // redirectUri is already reported
+    }
+    return { allowedOrigins: own ? [own] : [] };
+  }
+  const ok =
+    Array.isArray(given) &&
+    given.every((o) => {
+      try {
+        return typeof o === 'string' && new URL(o).origin === o;
+      } catch {
+        return false;
+      }
+    });
+  if (!ok) {
+    issues.push({
+      field: 'csrf.allowedOrigins',
+      message: 'must be a list of origins such as https://app.example (scheme, host, port only)',
+    });
+  }
+  return { allowedOrigins: ok ? [...given] : [] };
 }
 
 /** The library's default first-factor source: the `username` form field. */

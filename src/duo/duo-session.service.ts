@@ -27,7 +27,11 @@ export class DuoSessionService {
     @InjectSessionStore() private readonly store: SessionStore,
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
   ) {
-    this.cookies = new DuoCookies(options.sessionSecret, options.secureCookies);
+    this.cookies = new DuoCookies(
+      options.sessionSecret,
+      options.secureCookies,
+      options.sessionSecretPrevious,
+    );
   }
 
   /**

@@ -2,7 +2,14 @@ import { Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DuoError } from './duo.errors.js';
 import { DuoFlowService, type DuoCallbackOutcome } from './duo-flow.service.js';
+import type { DuoFormFieldsValue } from './duo-csrf.service.js';
+import { DuoCsrfService } from './duo-csrf.service.js';
 import { DuoHttpException } from './duo-http.exception.js';
+import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
+import { DuoSessionService } from './duo-session.service.js';
+import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
+import type { MfaSession } from './stores/session.store.js';
+import { InjectDuoOptions } from './duo.tokens.js';
 import { DuoStrategy } from './duo.strategy.js';
 import { ANSWERED, runDuoStrategy } from './duo-strategy.runner.js';
 
@@ -21,18 +28,48 @@ export class DuoSignOn {
   constructor(
     private readonly strategy: DuoStrategy,
     private readonly flow: DuoFlowService,
+    private readonly protection: DuoSignOnProtection,
+    private readonly csrf: DuoCsrfService,
+    private readonly sessions: DuoSessionService,
+    @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
   ) {}
 
   /**
-   * Starts Duo MFA for `username` (the user the app's first factor authenticated): 303 to Duo
+   * Signs the browser out: destroys its MFA session, clears the cookie and reports
+   * `session_logout`. The session that was closed, or undefined when there was none. The route
+   * that calls it is state-changing: check its CSRF token (`DuoCsrfService.verify`) first.
+   */
+  async signOut(req: Request, res: Response): Promise<MfaSession | undefined> {
+    const session = await this.sessions.close(req, res);
+    if (session) {
+      await this.flow.emit({ type: 'session_logout', outcome: 'info', username: session.username });
+    }
+    return session;
+  }
+
+  /**
+   * The hidden field (and the X-CSRF-Token response header) the sign-on form must carry: what
+   * `@DuoFormFields()` gives a route, for code that has the request and response at hand.
+   */
+  formFields(req: Request, res: Response): DuoFormFieldsValue {
+    return this.options.csrf === false
+      ? { csrfToken: '', html: '' }
+      : this.csrf.formFields(req, res);
+  }
+
+  /**
+   * Starts Duo MFA for `username` (the user the app's first factor authenticated): the per-IP cap
+   * and the CSRF check (unless DuoCsrfGuard ran them), the per-username cap, then a 303 to Duo
    * (or the button page), or, failmode open and Duo unreachable, a session without MFA and a 303
    * to the return path (`returnTo` of the body or query when same-origin, else the default page).
    */
   async start(req: Request, res: Response, username: string): Promise<void> {
     let outcome: unknown;
     try {
+      await this.protection.checkStart(req);
       outcome = await runDuoStrategy(this.strategy, req, res, { step: 'start', username });
     } catch (err) {
+      DuoSignOnProtection.answerHeaders(res, err);
       throw DuoHttpException.from(err);
     }
     if (outcome !== ANSWERED) {
@@ -41,15 +78,17 @@ export class DuoSignOn {
   }
 
   /**
-   * Finishes the sign-on on Duo's redirect back (GET, with `duo_code` and `state`): checks and
-   * consumes the pending login, exchanges the code, verifies the id_token, opens the MFA session
-   * and answers 303 to the pending login's return path.
+   * Finishes the sign-on on Duo's redirect back (GET, with `duo_code` and `state`): the per-IP
+   * callback cap, then checks and consumes the pending login, exchanges the code, verifies the
+   * id_token, opens the MFA session and answers 303 to the pending login's return path.
    */
   async finish(req: Request, res: Response): Promise<void> {
     let outcome: unknown;
     try {
+      await this.protection.checkCallback(req);
       outcome = await runDuoStrategy(this.strategy, req, res, { step: 'callback' });
     } catch (err) {
+      DuoSignOnProtection.answerHeaders(res, err);
       throw DuoHttpException.from(err);
     }
     if (outcome === ANSWERED) {

@@ -9,8 +9,13 @@ export type DuoErrorCode =
   | 'invalid_argument'
   /** Duo could not be reached: network error, timeout, or a 5xx answer. */
   | 'unavailable'
-  /** Duo answered 429. */
+  /**
+   * Duo answered 429 (HTTP 503), or a sign-on cap of this library refused the request
+   * (DuoRateLimitError: HTTP 429 with Retry-After).
+   */
   | 'rate_limited'
+  /** The sign-on start failed the CSRF check (no or a wrong token, or another origin). */
+  | 'csrf_failed'
   /** Duo refused our credentials or client assertion. */
   | 'invalid_client'
   /** Duo refused the authorization code (reused, expired, unknown, or another redirect URI). */
@@ -83,6 +88,19 @@ export class DuoError extends Error {
   }
 }
 
+/**
+ * A sign-on cap (per IP, per username, per IP on the callback) refused the request: HTTP 429,
+ * and `Retry-After: retryAfterSec`. Its code is 'rate_limited', as for Duo's own 429.
+ */
+export class DuoRateLimitError extends DuoError {
+  constructor(
+    /** Seconds until the window that refused the request resets (at least 1). */
+    readonly retryAfterSec: number,
+  ) {
+    super('rate_limited', `Too many sign-on attempts; try again in ${retryAfterSec} seconds`);
+  }
+}
+
 export interface DuoConfigIssue {
   /** The option (or environment variable) that is wrong. */
   field: string;
@@ -107,6 +125,7 @@ export const DUO_ERROR_STATUS: Readonly<Record<DuoErrorCode, number>> = {
   invalid_request: 400,
   unavailable: 503,
   rate_limited: 503,
+  csrf_failed: 403,
   busy: 503,
   audit_unavailable: 503,
   invalid_client: 502,
@@ -136,6 +155,11 @@ export const DUO_ERROR_STATUS: Readonly<Record<DuoErrorCode, number>> = {
   mfa_not_performed: 403,
   forbidden: 403,
 };
+
+/** The HTTP status of an error: its code's, except a sign-on cap's own refusal (429). */
+export function duoErrorStatus(error: DuoError): number {
+  return error instanceof DuoRateLimitError ? 429 : (DUO_ERROR_STATUS[error.code] ?? 500);
+}
 
 /**
  * Codes whose message quotes Duo's answer (its error text may echo request data): logged, but

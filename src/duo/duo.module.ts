@@ -16,12 +16,19 @@ import {
   type NormalizedDuoModuleOptions,
 } from './duo-module-options.js';
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
+import { DuoCsrfService } from './duo-csrf.service.js';
 import { DuoSessionService } from './duo-session.service.js';
+import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
 import { DuoSignOn } from './duo-sign-on.service.js';
-import { DuoStartGuard } from './duo-start.guard.js';
+import { DuoCsrfGuard, DuoStartGuard } from './duo-start.guard.js';
 import { DuoConfigurableModuleClass, DUO_MODULE_OPTIONS } from './duo.module-definition.js';
 import { DuoStrategy } from './duo.strategy.js';
-import { DUO_OPTIONS, DUO_PENDING_LOGIN_STORE, DUO_SESSION_STORE } from './duo.tokens.js';
+import {
+  DUO_OPTIONS,
+  DUO_PENDING_LOGIN_STORE,
+  DUO_RATE_LIMIT_STORE,
+  DUO_SESSION_STORE,
+} from './duo.tokens.js';
 import { MfaGuard } from './mfa.guard.js';
 import {
   MemoryPendingLoginStore,
@@ -29,6 +36,11 @@ import {
   type PendingLoginStore,
 } from './stores/pending-login.store.js';
 import { StoreRecordSealer, type InvalidStoreRecordHandler } from './stores/record-seal.js';
+import {
+  MemoryRateLimitStore,
+  RedisRateLimitStore,
+  type RateLimitStore,
+} from './stores/rate-limit.store.js';
 import {
   MemorySessionStore,
   RedisSessionStore,
@@ -64,10 +76,11 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
 }
 
 /**
- * Duo Universal Prompt MFA for Nest: the client, the Passport strategy, DuoStartGuard, the
- * callback route at the path of `redirectUri` (or DuoSignOn with `routes: false`), pending-login
- * and session stores (memory, or Redis when `redis` is given), MfaGuard, and, with
- * `errorFilter: true`, the global error filter.
+ * Duo Universal Prompt MFA for Nest: the client, the Passport strategy, DuoStartGuard (and
+ * DuoCsrfGuard), the callback route at the path of `redirectUri` (or DuoSignOn with
+ * `routes: false`), the sign-on's caps and CSRF check (`limits`, `csrf`: on by default),
+ * pending-login and session stores and the caps' counters (memory, or Redis when `redis` is
+ * given), MfaGuard, and, with `errorFilter: true`, the global error filter.
  *
  * @example
  * DuoModule.forRoot({ clientId, clientSecret, apiHost, redirectUri, sessionSecret })
@@ -118,6 +131,29 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
       },
     },
     {
+      // The caps' counters share the pending-login store's backing: the module's Redis (Redis or
+      // Cluster, under the same prefix and hash tag) across instances, else memory.
+      provide: DUO_RATE_LIMIT_STORE,
+      inject: [DUO_OPTIONS],
+      useFactory: (o: NormalizedDuoModuleOptions): RateLimitStore =>
+        (o.limits && o.limits.store) ||
+        (o.redis
+          ? new RedisRateLimitStore(o.redis, `${o.redisKeyPrefix}rl:`)
+          : new MemoryRateLimitStore()),
+    },
+    {
+      provide: DuoCsrfService,
+      inject: [DUO_OPTIONS],
+      useFactory: (o: NormalizedDuoModuleOptions) =>
+        new DuoCsrfService(
+          o.sessionSecret,
+          o.secureCookies,
+          o.csrf ? o.csrf.allowedOrigins : [],
+          o.sessionSecretPrevious,
+        ),
+    },
+    DuoSignOnProtection,
+    {
       provide: DuoCircuitBreaker,
       inject: [DUO_OPTIONS],
       useFactory: (o: NormalizedDuoModuleOptions) =>
@@ -132,6 +168,7 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoFlowService,
     DuoStrategy,
     DuoStartGuard,
+    DuoCsrfGuard,
     DuoSignOn,
     DuoCallbackRoute,
     MfaGuard,
@@ -144,7 +181,10 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoSessionService,
     DuoFlowService,
     DuoStartGuard,
+    DuoCsrfGuard,
     DuoSignOn,
+    DuoCsrfService,
+    DuoSignOnProtection,
     MfaGuard,
     DUO_OPTIONS,
     DUO_PENDING_LOGIN_STORE,

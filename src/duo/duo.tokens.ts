@@ -10,3 +10,5 @@ export const DUO_STRATEGY = 'duo';
 export const InjectDuoOptions = () => Inject(DUO_OPTIONS);
 export const InjectPendingLoginStore = () => Inject(DUO_PENDING_LOGIN_STORE);
 export const InjectSessionStore = () => Inject(DUO_SESSION_STORE);
+/** The counters of the sign-on caps (a RateLimitStore: memory, or Redis under `<prefix>rl:`). */
+export const DUO_RATE_LIMIT_STORE = Symbol('DUO_RATE_LIMIT_STORE');

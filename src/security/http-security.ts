@@ -1,33 +1,22 @@
 import express, {
   type ErrorRequestHandler,
-  type NextFunction,
   type Request,
   type RequestHandler,
   type Response,
 } from 'express';
 import helmet from 'helmet';
+import { type DuoAuthEvent } from '../duo/index.js';
 import {
+  EventAggregator,
   messagePage,
   PAGE_CSP,
-  parseLoginParams,
-  requestContext,
-  type DuoAuthEvent,
-} from '../duo/index.js';
-import { EventAggregator } from '../duo/duo-event-aggregator.js';
-import {
   parseStrictForm,
   parseStrictParams,
   parseStrictQuery,
+  requestContext,
+  type DuoCsrfService,
   type StrictInputFailure,
-} from '../duo/duo-strict-input.js';
-import type { CsrfService } from './csrf.service.js';
-import {
-  ipRateLimitSubject,
-  normalizeUsernameForLimit,
-  type RateLimitDecision,
-  type RateLimiter,
-  type RateLimitRule,
-} from './rate-limiter.js';
+} from '../duo/internal.js';
 
 /** Largest request body accepted (JSON or form); larger answers 413. */
 export const BODY_LIMIT = '16kb';
@@ -276,11 +265,25 @@ export function callbackMethodGuard(callbackPath: string, audit?: RefusalAudit):
   };
 }
 
-/** CSRF check of every state-changing request (not GET, HEAD or OPTIONS): 403 and an audit event. */
-export function csrfMiddleware(csrf: CsrfService, emit: Emit): RequestHandler {
+/**
+ * CSRF check of every state-changing request (not GET, HEAD or OPTIONS) with the Duo library's
+ * token service (one cookie, one token for every form): 403 and an audit event. The sign-on start
+ * routes (`libraryChecked`, where DuoStartGuard runs) are left to the library, which checks them
+ * itself after its per-IP cap; every other route, including ones added later, is checked here.
+ */
+export function csrfMiddleware(
+  csrf: DuoCsrfService,
+  emit: Emit,
+  libraryChecked: readonly string[] = [],
+): RequestHandler {
   const aggregator = new EventAggregator();
+  const skip = new Set(libraryChecked);
   return (req, res, next) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
+      next();
+      return;
+    }
+    if (req.method === 'POST' && skip.has(req.path)) {
       next();
       return;
     }
@@ -310,99 +313,5 @@ export function csrfMiddleware(csrf: CsrfService, emit: Emit): RequestHandler {
         'This form expired or came from another site; reload the page and try again',
       ),
     );
-  };
-}
-
-export interface RateLimitSettings {
-  loginPath: string;
-  callbackPath: string;
-  windowMs: number;
-  loginPerIp: number;
-  loginPerUser: number;
-  callbackPerIp: number;
-  /** Prefix length grouping IPv6 clients (RATE_LIMIT_IPV6_SUBNET); 64 when absent. */
-  ipv6Subnet?: number;
-}
-
-/**
- * Rate limits on sign-on start (per IP, then per username: the MFA-start cap against push
- * bombing) and on the callback (per IP). Over a limit: 429 with Retry-After and one
- * `rate_limited` audit event per key and window. A limiter outage lets requests through (logged):
- * sign-on then depends on the same Redis anyway. Per-IP limits count an IPv6 client by its
- * network (`ipv6Subnet`, default /64) and an IPv4-mapped address as its IPv4 address; a client
- * address that is not an IP counts as the socket's (see {@link ipRateLimitSubject}).
- */
-export function rateLimitMiddleware(
-  limiter: RateLimiter,
-  settings: RateLimitSettings,
-  emit: Emit,
-  onStoreError: (err: unknown) => void,
-): RequestHandler {
-  const rule = (name: RateLimitRule['name'], limit: number): RateLimitRule => ({
-    name,
-    limit,
-    windowMs: settings.windowMs,
-  });
-  const loginIp = rule('login_ip', settings.loginPerIp);
-  const loginUser = rule('login_user', settings.loginPerUser);
-  const callbackIp = rule('callback_ip', settings.callbackPerIp);
-
-  const check = async (r: RateLimitRule, subject: string): Promise<RateLimitDecision> => {
-    try {
-      return await limiter.check(r, subject);
-    } catch (err) {
-      onStoreError(err);
-      return { allowed: true };
-    }
-  };
-
-  const run = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const isLogin = req.method === 'POST' && req.path === settings.loginPath;
-    const isCallback = req.method === 'GET' && req.path === settings.callbackPath;
-    if (!isLogin && !isCallback) {
-      next();
-      return;
-    }
-    const ctx = requestContext(req);
-    const ip =
-      ipRateLimitSubject(ctx.clientIp, settings.ipv6Subnet) ??
-      ipRateLimitSubject(req.socket.remoteAddress, settings.ipv6Subnet) ??
-      'unknown';
-    let decision = await check(isLogin ? loginIp : callbackIp, ip);
-    let ruleName = isLogin ? loginIp.name : callbackIp.name;
-    let username: string | undefined;
-    if (decision.allowed && isLogin) {
-      // Malformed input is left to the flow's strict parser (400, no store or Duo call).
-      username = parseLoginParams(req)?.username;
-      if (username !== undefined) {
-        decision = await check(loginUser, normalizeUsernameForLimit(username));
-        ruleName = loginUser.name;
-      }
-    }
-    if (decision.allowed) {
-      next();
-      return;
-    }
-    if (decision.firstRefusal) {
-      await emit({
-        type: 'rate_limited',
-        outcome: 'failure',
-        reason: ruleName,
-        ...(ruleName === 'login_user' && username ? { username } : {}),
-        path: req.path,
-        ...ctx,
-      });
-    }
-    res.setHeader('Retry-After', String(decision.retryAfterSec));
-    refuse(
-      req,
-      res,
-      429,
-      'rate_limited',
-      `Too many sign-on attempts; try again in ${decision.retryAfterSec} seconds`,
-    );
-  };
-  return (req, res, next) => {
-    run(req, res, next).catch(next);
   };
 }

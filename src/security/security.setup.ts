@@ -2,17 +2,20 @@ import { ConfigService } from '@nestjs/config';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import express, { type Request } from 'express';
 import type { DestinationStream } from 'pino';
-import { clientIpOf } from '../duo/duo-request-context.js';
-import { DUO_OPTIONS, DuoFlowService, type NormalizedDuoModuleOptions } from '../duo/index.js';
+import {
+  clientIpOf,
+  DUO_OPTIONS,
+  DuoCsrfService,
+  DuoFlowService,
+  type NormalizedDuoModuleOptions,
+} from '../duo/internal.js';
 import { accessLogMiddleware, AppLogger, type AppLogLevel } from './app-logger.js';
-import { CsrfService } from './csrf.service.js';
 import {
   BODY_LIMIT,
   BODY_PARAMETER_LIMIT,
   bodyErrorHandler,
   callbackMethodGuard,
   csrfMiddleware,
-  rateLimitMiddleware,
   refusalAudit,
   securityHeaders,
   strictQueryMiddleware,
@@ -20,9 +23,9 @@ import {
   strictUrlencodedParser,
   verifyJsonUtf8,
 } from './http-security.js';
-import { RateLimiter } from './rate-limiter.js';
 import { requestIdMiddleware } from './request-context.js';
 import { appRedirectGuard } from './redirect-guard.js';
+import { SIGN_ON_START_PATH } from '../auth/auth.paths.js';
 
 export interface SecuritySetupOptions {
   /** Where the JSON log lines go (tests capture them). @default stdout */
@@ -30,9 +33,10 @@ export interface SecuritySetupOptions {
 }
 
 /**
- * Mounts the request defences, in this order: correlation id and access log, security headers,
- * body parsers with size limits (their errors become 4xx), callback method check, CSRF check of
- * state-changing requests, rate limits. Must run before the app starts listening.
+ * Mounts the app's request defences, in this order: correlation id and access log, security
+ * headers, body parsers with size limits (their errors become 4xx), callback method check, CSRF
+ * check of the app's own state-changing requests. The sign-on's caps and the start's CSRF check
+ * are the Duo library's (DuoModule `limits` and `csrf`). Must run before the app starts listening.
  */
 export function applySecurity(
   app: NestExpressApplication,
@@ -89,31 +93,10 @@ export function applySecurity(
   app.use(bodyErrorHandler(audit));
   app.use(callbackMethodGuard(duo.callbackPath, audit));
 
-  app.use(csrfMiddleware(app.get(CsrfService), emit));
-  let lastStoreWarning = 0;
-  app.use(
-    rateLimitMiddleware(
-      app.get(RateLimiter),
-      {
-        loginPath: '/login',
-        callbackPath: duo.callbackPath,
-        windowMs: config.getOrThrow<number>('RATE_LIMIT_WINDOW_MS'),
-        loginPerIp: config.getOrThrow<number>('RATE_LIMIT_LOGIN_PER_IP'),
-        loginPerUser: config.getOrThrow<number>('RATE_LIMIT_LOGIN_PER_USER'),
-        callbackPerIp: config.getOrThrow<number>('RATE_LIMIT_CALLBACK_PER_IP'),
-        ipv6Subnet: config.getOrThrow<number>('RATE_LIMIT_IPV6_SUBNET'),
-      },
-      emit,
-      (err) => {
-        if (Date.now() - lastStoreWarning > 10_000) {
-          lastStoreWarning = Date.now();
-          logger.write('warn', 'rate-limit store unavailable; requests let through', {
-            context: 'RateLimit',
-            reason: err instanceof Error ? err.name : 'error',
-          });
-        }
-      },
-    ),
-  );
+  // The sign-on start (POST /login, DuoStartGuard) is checked by the Duo library itself, after
+  // its per-IP cap; the library also caps starts per username and callbacks per IP (DuoModule's
+  // `limits`, from RATE_LIMIT_*). Every other state-changing route is checked here, with the
+  // library's token service: one cookie and one token for every form.
+  app.use(csrfMiddleware(app.get(DuoCsrfService), emit, [SIGN_ON_START_PATH]));
   return logger;
 }

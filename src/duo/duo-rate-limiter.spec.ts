@@ -1,11 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import {
   ipRateLimitSubject,
-  MemoryRateLimitStore,
   normalizeUsernameForLimit,
   RateLimiter,
   type RateLimitRule,
-} from './rate-limiter.js';
+} from './duo-rate-limiter.js';
+import { MemoryRateLimitStore } from './stores/rate-limit.store.js';
 
 const rule: RateLimitRule = { name: 'login_user', limit: 2, windowMs: 1000 };
 
