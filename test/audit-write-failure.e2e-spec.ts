@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { AuditRepository, AuditService } from '../src/audit/index.js';
-import { DuoSessionService } from '../src/duo/index.js';
+import { DuoSessionService } from '../src/duo/internal.js';
 import type { AuditRecord } from '../src/audit/audit-record.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';

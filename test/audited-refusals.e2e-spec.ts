@@ -1,6 +1,7 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { DUO_PENDING_LOGIN_STORE, type PendingLoginStore } from '../src/duo/index.js';
+import { type PendingLoginStore } from '../src/duo/index.js';
+import { DUO_PENDING_LOGIN_STORE } from '../src/duo/internal.js';
 import { DuoStoreError } from '../src/duo/stores/store.errors.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
-import { DuoFlowService } from '../src/duo/index.js';
+import { DuoFlowService } from '../src/duo/internal.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { launchChromium, screenshotter } from './utils/browser.js';

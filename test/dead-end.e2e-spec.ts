@@ -1,11 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import {
-  DUO_PENDING_LOGIN_STORE,
-  DUO_SESSION_STORE,
-  DuoFlowService,
-  type PendingLoginStore,
-  type SessionStore,
-} from '../src/duo/index.js';
+import { type PendingLoginStore, type SessionStore } from '../src/duo/index.js';
+import { DUO_PENDING_LOGIN_STORE, DUO_SESSION_STORE, DuoFlowService } from '../src/duo/internal.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '../src/audit/index.js';
-import { DuoCircuitBreaker } from '../src/duo/index.js';
+import { DuoCircuitBreaker } from '../src/duo/internal.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 

@@ -4,7 +4,7 @@ import {
   DUO_OPTIONS,
   DuoSessionService,
   type NormalizedDuoModuleOptions,
-} from '../src/duo/index.js';
+} from '../src/duo/internal.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {

@@ -5,7 +5,7 @@ import {
   DUO_OPTIONS,
   DuoSessionService,
   type NormalizedDuoModuleOptions,
-} from '../src/duo/index.js';
+} from '../src/duo/internal.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
 import { Browser, location, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
 import {

@@ -1,6 +1,6 @@
 import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
 import type { Response } from 'express';
-import { PAGE_CSP } from '../duo/index.js';
+import { PAGE_CSP } from '../duo/internal.js';
 import { AuditAdminGuard } from './audit-admin.guard.js';
 import {
   auditEventPage,

@@ -2,7 +2,7 @@
  * The audit page for people, rendered on the server: no script, no external asset, every value
  * escaped. The chart is inline SVG (allowed by the pages' strict CSP: it is markup, not a load).
  */
-import { escapeHtml as esc, page } from '../duo/index.js';
+import { escapeHtml as esc, page } from '../duo/internal.js';
 import { showUnsafe } from '../duo/duo-text-policy.js';
 import { AUDIT_EVENT_TYPES, AUDIT_OUTCOMES, type AuditOutcome } from './audit-events.js';
 import { auditFilterToParams } from './audit-query.dto.js';

@@ -8,7 +8,7 @@ import {
   isValidClientSecret,
   isValidRedirectUri,
   parseApiHost,
-} from '../duo/index.js';
+} from '../duo/internal.js';
 
 /** Every environment variable the app reads, parsed and typed. See README "Configuration". */
 export interface AppEnv {

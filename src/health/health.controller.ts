@@ -16,13 +16,13 @@ import {
 } from '@nestjs/terminus';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
+import { SkipMfa } from '../duo/index.js';
 import {
   DuoCircuitBreaker,
   DuoHealthService,
   InjectDuoOptions,
-  SkipMfa,
   type NormalizedDuoModuleOptions,
-} from '../duo/index.js';
+} from '../duo/internal.js';
 import { GracefulShutdownService } from '../lifecycle/graceful-shutdown.service.js';
 
 /**

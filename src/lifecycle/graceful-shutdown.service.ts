@@ -9,7 +9,7 @@ import {
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { AuditService } from '../audit/index.js';
-import { InjectDuoOptions, type NormalizedDuoModuleOptions } from '../duo/index.js';
+import { InjectDuoOptions, type NormalizedDuoModuleOptions } from '../duo/internal.js';
 
 /** Longest wait for the audit spool replay at shutdown (the spool is durable: what is left waits). */
 const REPLAY_BUDGET_MS = 5_000;

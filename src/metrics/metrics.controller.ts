@@ -13,16 +13,14 @@ import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { AuditService } from '../audit/index.js';
+import { SkipMfa, type PendingLoginStore, type SessionStore } from '../duo/index.js';
 import {
   DUO_PENDING_LOGIN_STORE,
   DUO_SESSION_STORE,
   DuoCircuitBreaker,
   InjectDuoOptions,
-  SkipMfa,
   type NormalizedDuoModuleOptions,
-  type PendingLoginStore,
-  type SessionStore,
-} from '../duo/index.js';
+} from '../duo/internal.js';
 import { MetricsService } from './metrics.service.js';
 
 function digest(value: string): Buffer {
