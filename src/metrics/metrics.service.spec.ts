@@ -46,6 +46,25 @@ describe('MetricsService', () => {
     expect(text).not.toContain('factor-');
   });
 
+  it.each([
+    ['store_record_invalid', 'session_mac'],
+    ['store_record_invalid', 'pending_login_shape'],
+    ['session_invalid', 'cookie_forged'],
+    ['input_validation_failed', 'invalid_username'],
+    ['input_validation_failed', 'store_validation'],
+    ['input_validation_failed', 'csrf_no_token'],
+    ['rate_limited', 'login_user'],
+  ] as const)(
+    'should label a %s event with reason %s by its reason, not other',
+    async (type, reason) => {
+      const metrics = new MetricsService();
+      metrics.recordEvent({ type, outcome: 'failure', reason });
+      const text = await metrics.registry.metrics();
+      expect(text).toContain(`type="${type}",outcome="failure",reason="${reason}"`);
+      expect(text).not.toContain('reason="other"');
+    },
+  );
+
   it('should count the event and still run the sink when the sink is wrapped', async () => {
     const metrics = new MetricsService();
     const seen: string[] = [];

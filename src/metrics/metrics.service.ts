@@ -77,14 +77,56 @@ const ERROR_CODES = [
   'mfa_stale',
   'mfa_not_performed',
   'forbidden',
+  'csrf_failed',
 ] as const satisfies readonly DuoErrorCode[];
-const REASONS: ReadonlySet<string> = new Set<string>([
-  ...ERROR_CODES,
+/**
+ * Every other reason an event may carry (grep `reason:` in src/duo and src/security), so none is
+ * counted as `other`.
+ */
+const EVENT_REASONS = [
+  // session ends
   'idle',
   'absolute',
   'logout',
   'circuit_open',
-]);
+  // store_record_invalid: a record that failed its MAC or its shape check
+  'session_mac',
+  'pending_login_mac',
+  'session_shape',
+  'pending_login_shape',
+  // session_invalid: the session cookie
+  'cookie_forged',
+  'cookie_malformed',
+  'cookie_duplicate',
+  // input_validation_failed: the sign-on start's parameters and the stores' refusals
+  'invalid_username',
+  'store_validation',
+  'offsite_return_to',
+  // input_validation_failed: the CSRF check (the library's at the start, the app's elsewhere)
+  'csrf_no_cookie',
+  'csrf_no_token',
+  'csrf_bad_token',
+  'csrf_cross_origin',
+  // input_validation_failed: the strict decoder and the body parsers, before any route
+  'malformed_escape',
+  'invalid_utf8',
+  'invalid_char',
+  'duplicate_key',
+  'empty_key',
+  'too_many_params',
+  'invalid_cookie',
+  'unsupported_charset',
+  'body_too_large',
+  'body_unsupported',
+  'body_malformed',
+  'body_unreadable',
+  'method_not_allowed',
+  // rate_limited: the sign-on caps
+  'login_ip',
+  'login_user',
+  'callback_ip',
+] as const;
+const REASONS: ReadonlySet<string> = new Set<string>([...ERROR_CODES, ...EVENT_REASONS]);
 
 /** Duo's factor names (auth_context.factor); anything else is 'other'. */
 const FACTORS: ReadonlySet<string> = new Set([
