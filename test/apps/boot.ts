@@ -80,8 +80,38 @@ export async function bootTestApp(
   return { url, app, events, problems, answered, close: () => app.close() };
 }
 
-/** POSTs a plain form (the test apps have no CSRF token). */
-export function postForm(
+/**
+ * The form fields of the page at `url` (a GET of the same path as the form's POST, as each test
+ * app serves it with `@DuoFormFields()`): its CSRF token, read from the X-CSRF-Token header that
+ * the decorator sets (the browser keeps the cookie).
+ */
+export async function formToken(browser: Browser, url: string): Promise<string> {
+  const page = await browser.fetch(url, { headers: { accept: 'text/html' } });
+  await page.arrayBuffer();
+  const token = page.headers.get('x-csrf-token');
+  if (!token) {
+    throw new Error(`GET ${url} answered ${page.status} without an X-CSRF-Token header`);
+  }
+  return token;
+}
+
+/** POSTs a form as a browser does: with the `_csrf` field of the form page at the same URL. */
+export async function postForm(
+  browser: Browser,
+  url: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const _csrf = await formToken(browser, url);
+  return browser.fetch(url, {
+    method: 'POST',
+    body: new URLSearchParams({ ...form, _csrf }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+  });
+}
+
+/** POSTs a form without any CSRF token (what a cross-site page, or a bare client, sends). */
+export function postFormWithoutToken(
   browser: Browser,
   url: string,
   form: Record<string, string>,

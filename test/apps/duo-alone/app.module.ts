@@ -1,18 +1,38 @@
-import { Controller, Get, Module, Post, UseGuards, type DynamicModule } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  Module,
+  Post,
+  UseGuards,
+  type DynamicModule,
+} from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import {
   CurrentMfa,
+  DuoFormFields,
   DuoModule,
   DuoStartGuard,
   MfaGuard,
   SkipMfa,
+  type DuoFormFieldsValue,
   type DuoModuleOptions,
   type MfaSession,
 } from '../../../src/duo/index.js';
 
-/** Duo alone: the seed's username form is the first factor; DuoModule serves the callback. */
+/**
+ * Duo alone: the seed's username form is the first factor; DuoModule serves the callback, caps
+ * the starts and callbacks, and checks the form's CSRF token. No defence of the app's own here.
+ */
 @Controller()
 class DuoAloneController {
+  @SkipMfa()
+  @Get('login')
+  @Header('content-type', 'text/html; charset=utf-8')
+  form(@DuoFormFields() fields: DuoFormFieldsValue): string {
+    return `<form method="post" action="/login">${fields.html}<input name="username"><button>Sign on</button></form>`;
+  }
+
   @SkipMfa()
   @Post('login')
   @UseGuards(DuoStartGuard)

@@ -5,7 +5,15 @@ import type { TestingModuleBuilder } from '@nestjs/testing';
 import { MfaGuard, type MfaSession } from '../../../src/duo/index.js';
 import { startSimulator, type RunningSimulator } from '../../../src/simulator/index.js';
 import { Browser, freePort, location } from '../../utils/app-harness.js';
-import { bootTestApp, postForm, simulatorOptions, throughDuo, type TestApp } from '../boot.js';
+import {
+  bootTestApp,
+  formToken,
+  postForm,
+  postFormWithoutToken,
+  simulatorOptions,
+  throughDuo,
+  type TestApp,
+} from '../boot.js';
 import { DuoAloneAppModule } from './app.module.js';
 
 // Duo alone: DuoStartGuard on the app's login route, the module's own callback route, no error
@@ -226,5 +234,102 @@ describe('replacing the global MfaGuard in a user test', () => {
       (builder) => builder.overrideGuard(MfaGuard).useValue(passGuard),
     );
     expect(status).toBe(401);
+  });
+});
+
+describe("the library's own sign-on defences, with no app code but the ~10 lines", () => {
+  let fresh: TestApp;
+  beforeAll(async () => {
+    // Default options: nothing about caps or CSRF is configured.
+    fresh = await bootTestApp((url, onEvent) =>
+      DuoAloneAppModule.register({ ...simulatorOptions(sim, url), onEvent }),
+    );
+  });
+  afterAll(() => fresh?.close());
+
+  const duoCalls = () => sim.control.stats().authorize + sim.control.stats().health_check;
+  const eventsOf = (type: string, reason: string) =>
+    fresh.events.filter((e) => e.type === type && e.reason === reason);
+
+  it('should refuse a start without a CSRF token: 403 csrf_failed, one audit event, no Duo call', async () => {
+    const before = duoCalls();
+    const browser = new Browser();
+    for (let i = 0; i < 3; i++) {
+      const res = await postFormWithoutToken(
+        browser,
+        `${fresh.url}/login`,
+        { username: 'mallory' },
+        { accept: 'application/json' },
+      );
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({ statusCode: 403, error: 'csrf_failed' });
+    }
+    // A token of another browser (with this browser's cookie) and a foreign Origin fail too.
+    const other = await formToken(new Browser(), `${fresh.url}/login`);
+    await formToken(browser, `${fresh.url}/login`);
+    const foreign = await postFormWithoutToken(
+      browser,
+      `${fresh.url}/login`,
+      { username: 'mallory', _csrf: other },
+      { accept: 'application/json' },
+    );
+    expect(foreign.status).toBe(403);
+    const crossSite = await postForm(
+      browser,
+      `${fresh.url}/login`,
+      { username: 'mallory' },
+      { accept: 'application/json', origin: 'https://evil.example' },
+    );
+    expect(crossSite.status).toBe(403);
+    expect(duoCalls()).toBe(before);
+    // Three refusals without a token from one source: one row (the rest folded into the next).
+    expect(eventsOf('input_validation_failed', 'csrf_no_cookie')).toHaveLength(1);
+    expect(eventsOf('input_validation_failed', 'csrf_bad_token')).toHaveLength(1);
+    expect(eventsOf('input_validation_failed', 'csrf_cross_origin')).toHaveLength(1);
+    expect(fresh.events.filter((e) => e.type === 'mfa_started')).toHaveLength(0);
+  });
+
+  it('should answer the 6th start for one username in a window with 429, Retry-After and one rate_limited event', async () => {
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 8; i++) {
+      // A new browser each time, and the username in another case: still one user.
+      last = await postForm(
+        new Browser(),
+        `${fresh.url}/login`,
+        { username: i % 2 === 0 ? 'victim' : 'VICTIM' },
+        { accept: 'application/json' },
+      );
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([303, 303, 303, 303, 303, 429, 429, 429]);
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await last?.json()).toMatchObject({ statusCode: 429, error: 'rate_limited' });
+    const limited = eventsOf('rate_limited', 'login_user');
+    expect(limited).toHaveLength(1);
+    // The 6th start (the first refused) was written VICTIM: the event names it as sent.
+    expect(limited[0]).toMatchObject({ outcome: 'failure', username: 'VICTIM' });
+    expect(fresh.events.filter((e) => e.type === 'mfa_started')).toHaveLength(5);
+    // Another user from the same address is not locked out.
+    expect(
+      (await postForm(new Browser(), `${fresh.url}/login`, { username: 'other' })).status,
+    ).toBe(303);
+  });
+
+  it('should cap callbacks per IP (100 per window by default): 429 after, no Duo call, one event', async () => {
+    const tokenCalls = sim.control.stats().token;
+    const statuses: number[] = [];
+    for (let i = 0; i < 103; i++) {
+      const res = await fetch(
+        `${fresh.url}/auth/duo/callback?state=${'B'.repeat(43)}&duo_code=c${i}`,
+        { headers: { accept: 'application/json' } },
+      );
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(0, 100).every((s) => s === 400)).toBe(true);
+    expect(statuses.slice(100)).toEqual([429, 429, 429]);
+    expect(sim.control.stats().token).toBe(tokenCalls);
+    expect(eventsOf('rate_limited', 'callback_ip')).toHaveLength(1);
   });
 });

@@ -1,6 +1,7 @@
 import {
   Controller,
   Get,
+  Header,
   Injectable,
   Module,
   Post,
@@ -13,10 +14,13 @@ import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-local';
 import {
   CurrentMfa,
+  DuoCsrfGuard,
+  DuoFormFields,
   DuoModule,
   DuoStartGuard,
   MfaGuard,
   SkipMfa,
+  type DuoFormFieldsValue,
   type DuoModuleOptions,
   type MfaSession,
 } from '../../../src/duo/index.js';
@@ -35,6 +39,7 @@ class LocalStrategy extends PassportStrategy(Strategy) {
   }
 
   validate(email: string, password: string): object {
+    PasswordThenDuoController.passwordChecks += 1;
     const account = ACCOUNTS.get(email);
     if (!account || account.password !== password) {
       throw new UnauthorizedException();
@@ -43,12 +48,26 @@ class LocalStrategy extends PassportStrategy(Strategy) {
   }
 }
 
-/** Duo after a password: the username Duo sees is `req.user.username`, set by passport-local. */
+/**
+ * Duo after a password: the username Duo sees is `req.user.username`, set by passport-local.
+ * DuoCsrfGuard comes first, so the library's per-IP cap and CSRF check run before the password
+ * is checked (a forged or flooding form never reaches passport-local).
+ */
 @Controller()
 class PasswordThenDuoController {
+  /** How many times passport-local checked a password (a forged form must not get that far). */
+  static passwordChecks = 0;
+
+  @SkipMfa()
+  @Get('login')
+  @Header('content-type', 'text/html; charset=utf-8')
+  form(@DuoFormFields() fields: DuoFormFieldsValue): string {
+    return `<form method="post" action="/login">${fields.html}<input name="email"><input name="password" type="password"></form>`;
+  }
+
   @SkipMfa()
   @Post('login')
-  @UseGuards(AuthGuard('local'), DuoStartGuard)
+  @UseGuards(DuoCsrfGuard, AuthGuard('local'), DuoStartGuard)
   login(): void {}
 
   @Get('me')
@@ -59,6 +78,8 @@ class PasswordThenDuoController {
 
 @Module({})
 export class PassportLocalAppModule {
+  static readonly controller = PasswordThenDuoController;
+
   static register(options: DuoModuleOptions): DynamicModule {
     return {
       module: PassportLocalAppModule,

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '../../../src/simulator/index.js';
 import { Browser, location } from '../../utils/app-harness.js';
-import { bootTestApp, postForm, simulatorOptions, throughDuo, type TestApp } from '../boot.js';
+import {
+  bootTestApp,
+  postForm,
+  postFormWithoutToken,
+  simulatorOptions,
+  throughDuo,
+  type TestApp,
+} from '../boot.js';
 import { PassportLocalAppModule } from './app.module.js';
 
 // Duo after passport-local: usernameResolver's default reads req.user.username when an earlier
@@ -80,5 +87,22 @@ describe('Duo after a passport-local password', () => {
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
     expect(duoCalls()).toBe(before);
+  });
+
+  it('should refuse a forged form (no CSRF token) before the password is checked: DuoCsrfGuard first', async () => {
+    const checks = PassportLocalAppModule.controller.passwordChecks;
+    const before = duoCalls();
+    const res = await postFormWithoutToken(
+      new Browser(),
+      `${app.url}/login`,
+      { email: 'alice@example.com', password: 'correct horse battery' },
+      { accept: 'application/json' },
+    );
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: 'csrf_failed' });
+    // The right password, yet passport-local never ran and Duo was never called.
+    expect(PassportLocalAppModule.controller.passwordChecks).toBe(checks);
+    expect(duoCalls()).toBe(before);
+    expect(app.events.filter((e) => e.reason === 'csrf_no_cookie')).toHaveLength(1);
   });
 });

@@ -2,6 +2,8 @@
 // readme.e2e-spec.ts boots it and signs on through the simulator.
 import {
   Controller,
+  Get,
+  Header,
   Injectable,
   Module,
   Post,
@@ -11,7 +13,15 @@ import {
 import { APP_GUARD } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-local';
-import { DuoModule, DuoStartGuard, MfaGuard, SkipMfa } from '../../../src/duo/index.js';
+import {
+  DuoCsrfGuard,
+  DuoFormFields,
+  DuoModule,
+  DuoStartGuard,
+  MfaGuard,
+  SkipMfa,
+  type DuoFormFieldsValue,
+} from '../../../src/duo/index.js';
 
 // Your first factor, as you have it today (here: passport-local with one demo account).
 @Injectable()
@@ -26,8 +36,17 @@ class LocalStrategy extends PassportStrategy(Strategy) {
 
 @Controller()
 class LoginController {
-  // Duo: after the password, DuoStartGuard sends the browser to Duo; the body stays empty.
-  @SkipMfa() @Post('login') @UseGuards(AuthGuard('local'), DuoStartGuard) login() {}
+  // Duo: the sign-on form carries the library's CSRF field (fields.html).
+  @SkipMfa()
+  @Get('login')
+  @Header('content-type', 'text/html')
+  form(@DuoFormFields() fields: DuoFormFieldsValue) {
+    return `<form method="post">${fields.html}<input name="username"><input name="password" type="password"><button>Sign on</button></form>`;
+  }
+
+  // Duo: CSRF check and per-IP cap, then the password, then DuoStartGuard sends the browser to
+  // Duo (per-username cap first); the body stays empty.
+  @SkipMfa() @Post('login') @UseGuards(DuoCsrfGuard, AuthGuard('local'), DuoStartGuard) login() {}
 }
 
 @Module({

@@ -1,12 +1,23 @@
-import { Controller, Get, Module, Post, Req, Res, type DynamicModule } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  Module,
+  Post,
+  Req,
+  Res,
+  type DynamicModule,
+} from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import {
   CurrentMfa,
+  DuoFormFields,
   DuoModule,
   DuoSignOn,
   MfaGuard,
   SkipMfa,
+  type DuoFormFieldsValue,
   type DuoModuleOptions,
   type MfaSession,
 } from '../../../src/duo/index.js';
@@ -18,6 +29,14 @@ class SsoController {
   static finished = 0;
 
   constructor(private readonly signOn: DuoSignOn) {}
+
+  /** The start form: DuoSignOn.start checks its CSRF token (and caps) as DuoStartGuard does. */
+  @SkipMfa()
+  @Get('start')
+  @Header('content-type', 'text/html; charset=utf-8')
+  form(@DuoFormFields() fields: DuoFormFieldsValue): string {
+    return `<form method="post" action="/sso/start">${fields.html}<button>Sign on</button></form>`;
+  }
 
   @SkipMfa()
   @Post('start')

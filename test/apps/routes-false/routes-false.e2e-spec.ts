@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '../../../src/simulator/index.js';
 import { Browser, location } from '../../utils/app-harness.js';
-import { bootTestApp, simulatorOptions, throughDuo, type TestApp } from '../boot.js';
+import { bootTestApp, formToken, simulatorOptions, throughDuo, type TestApp } from '../boot.js';
 import { RoutesFalseAppModule } from './app.module.js';
 
 // routes: false: no module route; DuoSignOn.start and .finish answer from the app's own routes.
@@ -19,11 +19,13 @@ afterAll(async () => {
   await sim?.close();
 });
 
-function start(browser: Browser, user: string, returnTo?: string): Promise<Response> {
+async function start(browser: Browser, user: string, returnTo?: string): Promise<Response> {
   const query = returnTo ? `?returnTo=${encodeURIComponent(returnTo)}` : '';
+  // An API client: the token from the form page's X-CSRF-Token header, sent back as that header.
+  const token = await formToken(browser, `${app.url}/sso/start`);
   return browser.fetch(`${app.url}/sso/start${query}`, {
     method: 'POST',
-    headers: { 'x-user': user, accept: 'application/json' },
+    headers: { 'x-user': user, 'x-csrf-token': token, accept: 'application/json' },
   });
 }
 
