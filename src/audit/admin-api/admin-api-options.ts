@@ -106,7 +106,9 @@ export function parseAdminApiHost(
   }
   if (!allowInsecureHttp) {
     return {
-      error: /^http:/i.test(value) ? DUO_ADMIN_MESSAGES.apiHostInsecure : DUO_ADMIN_MESSAGES.apiHost,
+      error: /^http:/i.test(value)
+        ? DUO_ADMIN_MESSAGES.apiHostInsecure
+        : DUO_ADMIN_MESSAGES.apiHost,
     };
   }
   let url: URL;

@@ -42,10 +42,7 @@ export function duoEncode(text: string): string {
   } catch {
     throw new DuoSigningInputError('a parameter holds a lone UTF-16 surrogate');
   }
-  return encoded.replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
+  return encoded.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Compares by UTF-16 code units, as the official Node SDK sorts parameter names. */

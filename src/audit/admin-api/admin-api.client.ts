@@ -214,7 +214,9 @@ export class DuoAdminClient {
       if (err instanceof DuoAdminError) {
         throw err;
       }
-      const what = signal.aborted ? `did not answer within ${timeoutMs} ms` : 'could not be reached';
+      const what = signal.aborted
+        ? `did not answer within ${timeoutMs} ms`
+        : 'could not be reached';
       throw new DuoAdminError(
         'admin_unavailable',
         `Duo's Admin API ${what} (${path}); check DUO_ADMIN_API_HOST and the network`,
@@ -321,7 +323,11 @@ function throwOnStatus(answer: HttpAnswer, redactions: string[]): void {
       details,
     );
   }
-  throw new DuoAdminError('admin_rejected', `Duo refused the Admin API call (${status}${duoText})`, details);
+  throw new DuoAdminError(
+    'admin_rejected',
+    `Duo refused the Admin API call (${status}${duoText})`,
+    details,
+  );
 }
 
 function parseJson(text: string): unknown {
@@ -382,7 +388,10 @@ function optionalText(value: unknown): value is string | null | undefined {
 }
 
 /** Checks Duo's envelope and every entry; a malformed page is refused whole. */
-function parseAuthLogPage(answer: HttpAnswer, redactions: string[]): Omit<DuoAuthLogPage, 'attempts'> {
+function parseAuthLogPage(
+  answer: HttpAnswer,
+  redactions: string[],
+): Omit<DuoAuthLogPage, 'attempts'> {
   const body = parseJson(answer.body);
   if (!isRecord(body)) {
     throw responseError('is not a JSON object');
@@ -428,7 +437,12 @@ function parseEntry(raw: unknown, index: number): DuoAuthLogEntry {
   }
   const user = raw.user ?? {};
   const application = raw.application ?? {};
-  if (!isRecord(user) || !optionalText(user.name) || !isRecord(application) || !optionalText(application.key)) {
+  if (
+    !isRecord(user) ||
+    !optionalText(user.name) ||
+    !isRecord(application) ||
+    !optionalText(application.key)
+  ) {
     throw bad('whose user or application is malformed');
   }
   return {
@@ -438,8 +452,8 @@ function parseEntry(raw: unknown, index: number): DuoAuthLogEntry {
     result: raw.result,
     reason: (raw.reason as string | null | undefined) ?? null,
     factor: (raw.factor as string | null | undefined) ?? null,
-    user: { ...user, name: (user.name as string | null | undefined) ?? null },
-    application: { ...application, key: (application.key as string | null | undefined) ?? null },
+    user: { ...user, name: user.name ?? null },
+    application: { ...application, key: application.key ?? null },
   };
 }
 

@@ -42,7 +42,8 @@ export interface DuoAuthLogEntry {
   event_type?: string | null;
   user: { name: string | null; key?: string | null; groups?: string[] } & Record<string, unknown>;
   application: { key: string | null; name?: string | null } & Record<string, unknown>;
-  access_device?: ({ ip?: string | null; location?: DuoAuthLogLocation } & Record<string, unknown>) | null;
+  access_device?:
+    ({ ip?: string | null; location?: DuoAuthLogLocation } & Record<string, unknown>) | null;
   auth_device?: ({ ip?: string | null; name?: string | null } & Record<string, unknown>) | null;
   [field: string]: unknown;
 }
