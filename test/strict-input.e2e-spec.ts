@@ -92,6 +92,18 @@ describe('strict urlencoded bodies (POST /login)', () => {
     },
   );
 
+  it.each([
+    ['username=alice&username=mallory&user%6Eame=eve', /username is given 3 times/],
+    ['username=alice%ZZ', /% that is not followed by two hex digits/],
+    ['username=%ED%A0%80', /not valid UTF-8/],
+  ])('should tell the sender what is wrong with %s, never the value', async (body, message) => {
+    const res = await postRaw(new Browser(), freshIp(), body);
+    expect(res.status).toBe(400);
+    const answer = (await res.json()) as { message: string };
+    expect(answer.message).toMatch(message);
+    expect(answer.message).not.toMatch(/alice|mallory|eve/);
+  });
+
   it('should refuse raw bytes that are not UTF-8 (C0 AF unescaped)', async () => {
     const ip = freshIp();
     const before = duoCalls();

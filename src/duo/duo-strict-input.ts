@@ -18,7 +18,8 @@ export type StrictInputFailure =
 export type StrictParams = Record<string, string>;
 
 export type StrictParseResult =
-  { ok: true; params: StrictParams } | { ok: false; failure: StrictInputFailure };
+  | { ok: true; params: StrictParams }
+  | { ok: false; failure: StrictInputFailure; name?: string; times?: number };
 
 // fatal: invalid UTF-8 throws instead of becoming U+FFFD (overlongs, surrogates, truncation, > U+10FFFF).
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -100,11 +101,60 @@ export function parseStrictParams(text: string, maxParams: number): StrictParseR
       return { ok: false, failure: 'empty_key' };
     }
     if (Object.hasOwn(params, name.value)) {
-      return { ok: false, failure: 'duplicate_key' };
+      return {
+        ok: false,
+        failure: 'duplicate_key',
+        name: name.value,
+        times: timesGiven(text, name.value),
+      };
     }
     params[name.value] = value.value;
   }
   return { ok: true, params };
+}
+
+/** How often `name` is given in `text` (pieces that do not decode are not counted). */
+function timesGiven(text: string, name: string): number {
+  let times = 0;
+  for (const piece of text.split('&')) {
+    const eq = piece.indexOf('=');
+    const decoded = strictDecodeComponent(eq < 0 ? piece : piece.slice(0, eq));
+    if (decoded.ok && decoded.value === name) {
+      times += 1;
+    }
+  }
+  return times;
+}
+
+/** Parameter names short and plain enough to be quoted back in an error message. */
+const QUOTABLE_NAME_RE = /^[A-Za-z0-9_.-]{1,40}$/;
+
+/**
+ * What a refused query or form says to its sender: the problem, and the parameter's name when it
+ * is plain enough to quote (never its value).
+ */
+export function describeStrictFailure(
+  result: Extract<StrictParseResult, { ok: false }>,
+  where = 'The address',
+): string {
+  switch (result.failure) {
+    case 'duplicate_key':
+      return result.name !== undefined && QUOTABLE_NAME_RE.test(result.name)
+        ? `${result.name} is given ${result.times ?? 2} times; give it once`
+        : `${where} gives one parameter more than once`;
+    case 'empty_key':
+      return `${where} has a parameter without a name`;
+    case 'too_many_params':
+      return `${where} has too many parameters`;
+    case 'malformed_escape':
+      return `${where} has a % that is not followed by two hex digits`;
+    case 'invalid_utf8':
+      return `${where} has percent-escapes that are not valid UTF-8`;
+    case 'invalid_char':
+      return `${where} has a character that must be percent-encoded`;
+    case 'invalid_cookie':
+      return `${where} has a malformed cookie`;
+  }
 }
 
 /** A raw query string holds printable ASCII only: anything else must arrive percent-encoded. */

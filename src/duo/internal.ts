@@ -44,6 +44,7 @@ export {
 export { escapeHtml, messagePage, page, PAGE_CSP, pageCsp } from './duo-pages.js';
 export { EventAggregator } from './duo-event-aggregator.js';
 export {
+  describeStrictFailure,
   parseStrictForm,
   parseStrictParams,
   parseStrictQuery,

@@ -7,6 +7,7 @@ import express, {
 import helmet from 'helmet';
 import { type DuoAuthEvent } from '../duo/index.js';
 import {
+  describeStrictFailure,
   EventAggregator,
   messagePage,
   PAGE_CSP,
@@ -119,6 +120,8 @@ class StrictInputError extends Error {
   constructor(
     readonly failure: StrictInputFailure | 'unsupported_charset',
     status = 400,
+    /** What the sender is told (never the offending value). */
+    readonly publicMessage?: string,
   ) {
     super(`strict input: ${failure}`);
     this.status = status;
@@ -151,7 +154,7 @@ export function strictQueryMiddleware(audit: RefusalAudit): RequestHandler {
       return;
     }
     void audit(req, parsed.failure, { field: 'query' }).finally(() =>
-      refuse(req, res, 400, 'invalid_request', 'The address has a malformed parameter'),
+      refuse(req, res, 400, 'invalid_request', describeStrictFailure(parsed)),
     );
   };
 }
@@ -184,14 +187,24 @@ export function strictUrlencodedParser(options: {
       const charset = CHARSET_RE.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
       if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
         req.body = undefined;
-        next(new StrictInputError('unsupported_charset', 415));
+        next(
+          new StrictInputError(
+            'unsupported_charset',
+            415,
+            'Send the form in UTF-8 (charset=utf-8)',
+          ),
+        );
         return;
       }
       const parsed = parseStrictForm(body, options.parameterLimit);
       if (!parsed.ok) {
         req.body = undefined;
         next(
-          new StrictInputError(parsed.failure, parsed.failure === 'too_many_params' ? 413 : 400),
+          new StrictInputError(
+            parsed.failure,
+            parsed.failure === 'too_many_params' ? 413 : 400,
+            describeStrictFailure(parsed, 'The form'),
+          ),
         );
         return;
       }
@@ -232,7 +245,8 @@ export function bodyErrorHandler(audit: RefusalAudit): ErrorRequestHandler {
         res,
         status,
         status === 413 ? 'payload_too_large' : 'invalid_request',
-        status === 413 ? 'The request is too large' : 'The request body could not be read',
+        (err instanceof StrictInputError ? err.publicMessage : undefined) ??
+          (status === 413 ? 'The request is too large' : 'The request body could not be read'),
       ),
     );
   };
