@@ -13,6 +13,10 @@ export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
     secureCookies: env.PUBLIC_URL.startsWith('https://'),
     timeoutMs: env.DUO_TIMEOUT_MS,
     clockToleranceMs: env.DUO_CLOCK_TOLERANCE_MS,
+    // Duo calls through DUO_HTTPS_PROXY, else HTTPS_PROXY (this env, never process.env), minus NO_PROXY.
+    proxy: env.DUO_HTTPS_PROXY ?? env.HTTPS_PROXY ?? false,
+    noProxy: env.NO_PROXY ?? '',
+    ...(env.DUO_CA_FILE ? { caFile: env.DUO_CA_FILE } : {}),
     failmode: env.DUO_FAILMODE,
     healthCacheMs: env.DUO_HEALTH_CACHE_MS,
     breakerFailureThreshold: env.DUO_BREAKER_THRESHOLD,

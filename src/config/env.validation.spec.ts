@@ -1,5 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
+import { duoOptionsFromEnv } from './duo.config.js';
 import { EnvValidationError, validateEnv } from './env.validation.js';
 
 function readEnvExample(): Record<string, string> {
@@ -206,6 +209,66 @@ describe('SESSION_SECRET_PREVIOUS', () => {
     ).toMatchObject({ SESSION_SECRET_PREVIOUS: expect.stringMatching(/placeholder/) });
     expect(problemsOf({ ...PRODUCTION, SESSION_SECRET_PREVIOUS: SECRET })).toMatchObject({
       SESSION_SECRET_PREVIOUS: expect.stringMatching(/must differ/),
+    });
+  });
+});
+
+describe('outbound proxy and CA for Duo (issue 15 item 2)', () => {
+  const canary = 'Canary-Env-Pa55-91d2';
+
+  it('should map DUO_HTTPS_PROXY, else https_proxy before HTTPS_PROXY, and NO_PROXY, to the Duo options', () => {
+    const duo = validateEnv({ ...VALID, DUO_HTTPS_PROXY: 'http://u:p@duo-proxy.corp:3128' });
+    expect(duoOptionsFromEnv(duo).proxy).toBe('http://u:p@duo-proxy.corp:3128');
+    const std = validateEnv({
+      ...VALID,
+      HTTPS_PROXY: 'http://upper.corp:3128',
+      https_proxy: 'http://lower.corp:3128',
+      no_proxy: '.corp.example',
+    });
+    expect(duoOptionsFromEnv(std)).toMatchObject({
+      proxy: 'http://lower.corp:3128',
+      noProxy: '.corp.example',
+    });
+    expect(duoOptionsFromEnv(validateEnv(VALID))).toMatchObject({ proxy: false, noProxy: '' });
+    const off = validateEnv({ ...VALID, DUO_HTTPS_PROXY: 'off', HTTPS_PROXY: 'http://p:3128' });
+    expect(duoOptionsFromEnv(off).proxy).toBe(false);
+  });
+
+  it('should refuse a bad proxy URL without repeating it', () => {
+    for (const bad of [
+      `socks5://user:${canary}@proxy:1080`,
+      `http://user:${canary}@proxy:3128/path`,
+      `http://user:${canary}@proxy:3128?x=1`,
+      `http://user:${canary} @proxy:3128`,
+    ]) {
+      const problems = problemsOf({ ...VALID, DUO_HTTPS_PROXY: bad, HTTPS_PROXY: bad });
+      expect(Object.keys(problems)).toEqual(['DUO_HTTPS_PROXY']);
+      expect(JSON.stringify(problems)).not.toContain(canary);
+    }
+    // HTTPS_PROXY is checked when it is the one Duo uses.
+    expect(problemsOf({ ...VALID, https_proxy: `ftp://u:${canary}@p:21` })).toMatchObject({
+      HTTPS_PROXY: expect.stringMatching(/http:\/\/ or https:\/\//),
+    });
+  });
+
+  it('should refuse at boot a DUO_CA_FILE that cannot be read or holds no certificate', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'duo-nest-env-ca-'));
+    const empty = join(dir, 'empty.pem');
+    writeFileSync(empty, 'not a certificate\n');
+    expect(problemsOf({ ...VALID, DUO_CA_FILE: join(dir, 'missing.pem') })).toMatchObject({
+      DUO_CA_FILE: 'cannot be read (ENOENT)',
+    });
+    expect(problemsOf({ ...VALID, DUO_CA_FILE: dir })).toMatchObject({
+      DUO_CA_FILE: expect.stringMatching(/cannot be read \(EISDIR\)/),
+    });
+    expect(problemsOf({ ...VALID, DUO_CA_FILE: empty })).toMatchObject({
+      DUO_CA_FILE: expect.stringMatching(/no PEM certificate/),
+    });
+  });
+
+  it('should still refuse NODE_TLS_REJECT_UNAUTHORIZED=0 in production, with a CA file or not', () => {
+    expect(problemsOf({ ...PRODUCTION, NODE_TLS_REJECT_UNAUTHORIZED: '0' })).toMatchObject({
+      NODE_TLS_REJECT_UNAUTHORIZED: expect.stringMatching(/must not be 0/),
     });
   });
 });

@@ -9,6 +9,7 @@ import {
   isValidRedirectUri,
   parseApiHost,
 } from '../duo/internal.js';
+import { parseProxyUrl, readCaFile } from '../duo/duo-transport.js';
 
 /** Every environment variable the app reads, parsed and typed. See README "Configuration". */
 export interface AppEnv {
@@ -40,6 +41,13 @@ export interface AppEnv {
   DUO_BUTTON_DISPLAY_NAME: string;
   DUO_BUTTON_CSS: string;
   DUO_SHOW_POWERED_BY: boolean;
+  /** The proxy for Duo calls; false: DUO_HTTPS_PROXY=off (direct, whatever HTTPS_PROXY says). */
+  DUO_HTTPS_PROXY: string | false | undefined;
+  /** https_proxy, else HTTPS_PROXY: used for Duo when DUO_HTTPS_PROXY is unset. */
+  HTTPS_PROXY: string | undefined;
+  /** no_proxy, else NO_PROXY (curl's syntax). */
+  NO_PROXY: string | undefined;
+  DUO_CA_FILE: string | undefined;
   DATABASE_URL: string | undefined;
   DATABASE_MIGRATIONS_RUN: boolean;
   REDIS_URL: string | undefined;
@@ -154,6 +162,18 @@ const duoApiHost: Parser<string> = (raw, { production }) => {
     );
   }
   return raw.trim();
+};
+
+/** A proxy URL; the message never repeats the value (it may hold a password). */
+const proxyUrl: Parser<string> = (raw) => {
+  const parsed = parseProxyUrl(raw.trim());
+  return 'error' in parsed ? invalid(parsed.error) : raw.trim();
+};
+
+/** Lower-case spellings read first, as curl does (https_proxy before HTTPS_PROXY). */
+const LOWER_CASE_ALIASES: Partial<Record<keyof AppEnv, string>> = {
+  HTTPS_PROXY: 'https_proxy',
+  NO_PROXY: 'no_proxy',
 };
 
 const databaseUrl: Parser<string> = (raw) =>
@@ -286,6 +306,23 @@ const SCHEMA: Schema = {
   DUO_BUTTON_DISPLAY_NAME: { parse: text(64), fallback: () => 'Sign on with Duo' },
   DUO_BUTTON_CSS: { parse: text(8192), fallback: () => '' },
   DUO_SHOW_POWERED_BY: { parse: bool, fallback: () => false },
+  DUO_HTTPS_PROXY: {
+    parse: (raw, ctx) => (/^(off|none)$/i.test(raw.trim()) ? false : proxyUrl(raw, ctx)),
+    fallback: () => undefined,
+  },
+  HTTPS_PROXY: {
+    // Checked only when it is the one Duo calls use.
+    parse: (raw, ctx) => (ctx.raw.DUO_HTTPS_PROXY?.trim() ? raw.trim() : proxyUrl(raw, ctx)),
+    fallback: () => undefined,
+  },
+  NO_PROXY: { parse: text(4096), fallback: () => undefined },
+  DUO_CA_FILE: {
+    parse: (raw) => {
+      const read = readCaFile(raw.trim());
+      return 'error' in read ? invalid(read.error) : raw.trim();
+    },
+    fallback: () => undefined,
+  },
   DATABASE_URL: { parse: databaseUrl, fallback: () => undefined },
   DATABASE_MIGRATIONS_RUN: { parse: bool, fallback: () => true },
   REDIS_URL: { parse: redisUrl, fallback: () => undefined },
@@ -360,7 +397,8 @@ export function validateEnv(raw: Raw): AppEnv {
   const problems: { variable: string; message: string }[] = [];
   for (const name of ENV_VARIABLES) {
     const spec = SCHEMA[name] as VarSpec<typeof name>;
-    const value = raw[name];
+    const alias = LOWER_CASE_ALIASES[name];
+    const value = alias !== undefined && raw[alias]?.trim() ? raw[alias] : raw[name];
     let result: unknown;
     if (value === undefined || value.trim() === '') {
       result = spec.fallback

@@ -7,6 +7,7 @@ import {
   DUO_REDIRECT_URI_MAX_LENGTH,
 } from './duo.constants.js';
 import { DuoConfigError, type DuoConfigIssue, type DuoErrorCode } from './duo.errors.js';
+import { buildDuoTransport, DuoTransport } from './duo-transport.js';
 
 /** What the Duo client needs; DuoModule options extend it. */
 export interface DuoClientOptions {
@@ -29,8 +30,36 @@ export interface DuoClientOptions {
   maxResponseBytes?: number;
   /** Test-only: allow a plain http:// Duo (the local simulator) and an http:// redirect URI. @default false */
   allowInsecureHttp?: boolean;
-  /** The fetch implementation (tests inject one that trusts the simulator's certificate). @default globalThis.fetch */
+  /**
+   * The fetch implementation (tests). With a proxy or a CA configured it receives the undici
+   * dispatcher as `init.dispatcher` and must use it. @default undici's fetch with a proxy or CA,
+   * else globalThis.fetch
+   */
   fetch?: typeof fetch;
+  /**
+   * The HTTP(S) proxy for every call to Duo: `http://host:port`, `http://user:password@host:port`
+   * or `https://...` (a proxy reached over TLS); Duo's TLS runs end to end through a CONNECT
+   * tunnel. `false`: always direct, whatever the environment says. The credentials never appear in
+   * a message, a log or these options once normalized (only the proxy's origin does).
+   * @default from the environment as curl reads it: https_proxy, then HTTPS_PROXY (http_proxy for
+   * an http:// simulator), unless Duo's host matches noProxy
+   */
+  proxy?: string | false;
+  /**
+   * Hosts reached directly even when a proxy is set, as curl's NO_PROXY: comma-separated; `*`;
+   * `example.com` (and its subdomains; `.example.com` and `*.example.com` mean the same);
+   * IP addresses and CIDR blocks (`10.0.0.0/8`); `host:port` for one port only.
+   * @default from the environment: no_proxy, then NO_PROXY
+   */
+  noProxy?: string;
+  /**
+   * Extra CA certificates (PEM) trusted for Duo's certificate, in addition to Node's default roots:
+   * a company CA that re-signs TLS (TLS inspection). Verification is never turned off; a value
+   * without a certificate, or holding a private key, is refused at boot. @default none
+   */
+  ca?: string | Buffer;
+  /** Path of a PEM bundle read once at boot, added as `ca` is (unreadable or empty: refused at boot). @default none */
+  caFile?: string;
   /**
    * Observes every call to Duo (metrics): the endpoint, 'success' or the DuoErrorCode, and the HTTP
    * round trip in ms. Must not throw (a throw is ignored). @default none
@@ -59,6 +88,16 @@ export interface NormalizedDuoClientOptions {
   maxResponseBytes: number;
   allowInsecureHttp: boolean;
   fetch: typeof fetch;
+  /** The proxy's origin without credentials, or false when Duo is reached directly. */
+  proxy: string | false;
+  /** The NO_PROXY list in force (given or from the environment). */
+  noProxy: string;
+  /** The extra CA certificates trusted for Duo (PEM), '' for none. */
+  ca: string;
+  /** The CA file read at boot, '' for none. */
+  caFile: string;
+  /** How every call reaches Duo (proxy, CA); built once at boot. */
+  transport: DuoTransport;
 }
 
 const CLIENT_ID_RE = new RegExp(`^[A-Z0-9]{${DUO_CLIENT_ID_LENGTH}}$`);
@@ -160,7 +199,10 @@ function checkInteger(
  * Checks every option and returns the issues found (empty when valid) with the normalized options.
  * The app's environment validation reuses it, so code and env follow the same rules.
  */
-export function validateDuoClientOptions(options: DuoClientOptions): {
+export function validateDuoClientOptions(
+  options: DuoClientOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): {
   issues: DuoConfigIssue[];
   normalized: NormalizedDuoClientOptions;
 } {
@@ -203,6 +245,18 @@ export function validateDuoClientOptions(options: DuoClientOptions): {
   if (options.fetch !== undefined && typeof options.fetch !== 'function') {
     issues.push({ field: 'fetch', message: 'must be a fetch-compatible function' });
   }
+  const origin = 'origin' in host ? host.origin : '';
+  const fetchImpl = typeof options.fetch === 'function' ? options.fetch : undefined;
+  // Options normalized once already (DuoModule hands them to the client) carry their transport:
+  // reuse it, as its proxy credentials are no longer in the options.
+  const given = (options as { transport?: unknown }).transport;
+  const built =
+    given instanceof DuoTransport
+      ? { transport: given, issues: [], noProxy: (options as { noProxy?: string }).noProxy ?? '' }
+      : buildDuoTransport(options, { apiOrigin: origin, timeoutMs, fetch: fetchImpl }, env);
+  issues.push(...built.issues);
+  const transport =
+    built.transport ?? new DuoTransport(undefined, { apiOrigin: origin, timeoutMs });
   return {
     issues,
     normalized: {
@@ -215,6 +269,11 @@ export function validateDuoClientOptions(options: DuoClientOptions): {
       maxResponseBytes,
       allowInsecureHttp,
       fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+      proxy: transport.proxy,
+      noProxy: built.noProxy,
+      ca: caText(options.ca),
+      caFile: typeof options.caFile === 'string' ? options.caFile : '',
+      transport,
     },
   };
 }
@@ -226,4 +285,8 @@ export function normalizeDuoClientOptions(options: DuoClientOptions): Normalized
     throw new DuoConfigError(issues);
   }
   return normalized;
+}
+
+function caText(ca: unknown): string {
+  return typeof ca === 'string' ? ca : Buffer.isBuffer(ca) ? ca.toString('utf8') : '';
 }

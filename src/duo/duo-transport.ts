@@ -142,7 +142,10 @@ export function parseNoProxy(value: string | undefined): NoProxyRule[] {
 
 /** True when a NO_PROXY list (as parsed above) sends calls to this URL directly. */
 export function noProxyMatches(rules: readonly NoProxyRule[], target: URL): boolean {
-  const host = target.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  const host = target.hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
   const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
   const family = isIP(host);
   return rules.some((rule) => {
@@ -312,7 +315,9 @@ export class DuoTransport {
   fetch(url: string, init: RequestInit): Promise<Response> {
     return this.#fetch(
       url,
-      this.#dispatcher ? ({ ...init, dispatcher: this.#dispatcher } as RequestInit) : init,
+      this.#dispatcher
+        ? ({ ...init, dispatcher: this.#dispatcher } as unknown as RequestInit)
+        : init,
     );
   }
 
@@ -386,7 +391,10 @@ export function buildDuoTransport(
     const parsed = parseProxyUrl(proxyText);
     if ('error' in parsed) {
       issues.push({ field: proxyField, message: parsed.error });
-    } else if (!settings.apiOrigin || !noProxyMatches(parseNoProxy(noProxy), new URL(settings.apiOrigin))) {
+    } else if (
+      !settings.apiOrigin ||
+      !noProxyMatches(parseNoProxy(noProxy), new URL(settings.apiOrigin))
+    ) {
       parsedProxy = parsed;
     }
   }
@@ -443,13 +451,18 @@ const CERT_ERROR_CODES = new Set([
  * proxy that refused the tunnel, or nothing more specific. Reads only codes and status numbers.
  */
 export function describeTransportFailure(err: unknown): string | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
+  // Duck-typed: errors from Node's internals may come from another realm (vm, test runners).
+  for (
+    let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0;
+    typeof e === 'object' && e !== null && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
+    const code = e.code;
     if (typeof code === 'string' && CERT_ERROR_CODES.has(code)) {
       return `Duo's certificate is not trusted (${code}); behind TLS inspection, set DUO_CA_FILE to the company CA`;
     }
     const proxyStatus = /Proxy response \((\d{3})\)|Proxy Authentication Required \((\d{3})\)/.exec(
-      e.message,
+      String(e.message),
     );
     if (proxyStatus) {
       const status = proxyStatus[1] ?? proxyStatus[2];

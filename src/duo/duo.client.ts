@@ -23,6 +23,7 @@ import {
 } from './duo.constants.js';
 import { DuoError, type DuoErrorCode } from './duo.errors.js';
 import { clientAssertionClaims, randomToken, requestJwtClaims, signHs512 } from './duo-jwt.js';
+import { describeTransportFailure, redactUrlCredentials } from './duo-transport.js';
 import type {
   DuoAuthUrlOptions,
   DuoExchangeOptions,
@@ -86,6 +87,11 @@ export class DuoClient {
     this.authorizeUrl = rest.apiOrigin + DUO_AUTHORIZE_PATH;
     this.issuer = this.tokenUrl;
     this.onDuoCall = options.onDuoCall;
+  }
+
+  /** Closes the connections of the proxy or CA agent, if any (call it at shutdown). */
+  close(): Promise<void> {
+    return this.options.transport.close();
   }
 
   /** A fresh state: 256 bits from the CSPRNG, 43 base64url characters. */
@@ -393,7 +399,8 @@ export class DuoClient {
     const signal = AbortSignal.timeout(timeoutMs);
     const started = performance.now();
     try {
-      const response = await this.options.fetch(url, {
+      // Through the configured transport: the proxy (CONNECT tunnel) and extra CA, if any.
+      const response = await this.options.transport.fetch(url, {
         method: 'POST',
         body: new URLSearchParams(form),
         headers: {
@@ -416,12 +423,16 @@ export class DuoClient {
       if (err instanceof DuoError) {
         throw err;
       }
+      const proxy = this.options.transport.proxy;
+      const why = signal.aborted ? undefined : describeTransportFailure(err);
       const what = signal.aborted
         ? `did not answer within ${timeoutMs} ms`
-        : 'could not be reached';
+        : `could not be reached${why ? `: ${why}` : ''}`;
+      // The proxy's origin only: its credentials are never in the options or the transport's text.
+      const via = proxy ? ` through the proxy ${redactUrlCredentials(proxy)}` : '';
       throw new DuoError(
         'unavailable',
-        `Duo ${what} (${new URL(url).pathname}); check DUO_API_HOST and the network`,
+        `Duo ${what} (${new URL(url).pathname}${via}); check DUO_API_HOST${proxy ? ', the proxy' : ''} and the network`,
         {
           cause: err,
         },
