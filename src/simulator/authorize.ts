@@ -128,8 +128,11 @@ function redirectWithCode(
   reason: string,
 ): void {
   const now = Date.now();
+  const txid = randomUUID();
+  // The same txid goes to the id_token's auth_context and to the authentication log.
+  ctx.store.recordDecision(tx, { result: 'success', reason, factor, txid, atMs: now });
   const code = ctx.store.issueCode({
-    txid: randomUUID(),
+    txid,
     clientId: tx.clientId,
     redirectUri: tx.redirectUri,
     duoUname: tx.duoUname,
@@ -166,20 +169,29 @@ function errorRedirect(ctx: SimContext, res: ServerResponse, tx: Omit<Transactio
 }
 
 const DENIAL_MESSAGES: Record<string, string> = {
+  user_marked_fraud: 'Login request reported as fraudulent. Your administrator has been notified.',
+  no_response: 'Login request timed out. No response was received.',
   locked_out: 'Your account is locked out. Contact your administrator.',
   user_disabled: 'Your account is disabled. Contact your administrator.',
   deny_unenrolled_user: 'You are not enrolled in Duo and new users are not allowed to log in.',
 };
 
-/** Denial: Duo's own page, no redirect; or the opt-in OAuth error redirect when allowed. */
+/**
+ * Denial: Duo's own page, no redirect; or the opt-in OAuth error redirect when allowed. Logged as
+ * `fraud` for user_marked_fraud, `failure` for a timeout (no_response), `denied` otherwise.
+ */
 function deny(
   ctx: SimContext,
   res: ServerResponse,
   tx: Omit<Transaction, 'expiresAt'>,
   reason: string,
   mayRedirect: boolean,
+  factor = 'not_available',
 ): void {
   ctx.store.counters.denied++;
+  const result =
+    reason === 'user_marked_fraud' ? 'fraud' : reason === 'no_response' ? 'failure' : 'denied';
+  ctx.store.recordDecision(tx, { result, reason, factor });
   if (mayRedirect && ctx.errorRedirectOnDeny) {
     errorRedirect(ctx, res, tx);
     return;
@@ -223,10 +235,21 @@ export async function handleAuthorize(
         );
         return;
       case 'deny':
-        deny(ctx, res, tx, scripted.reason ?? 'user_mistake', true);
+        deny(ctx, res, tx, scripted.reason ?? 'user_mistake', true, scripted.factor ?? 'duo_push');
+        return;
+      case 'fraud':
+        deny(ctx, res, tx, 'user_marked_fraud', true, scripted.factor ?? 'duo_push');
+        return;
+      case 'timeout':
+        deny(ctx, res, tx, 'no_response', true, scripted.factor ?? 'duo_push');
         return;
       case 'error_redirect':
         ctx.store.counters.denied++;
+        ctx.store.recordDecision(tx, {
+          result: 'denied',
+          reason: scripted.reason ?? 'user_cancelled',
+          factor: scripted.factor ?? 'not_available',
+        });
         errorRedirect(ctx, res, tx);
         return;
     }
@@ -253,7 +276,15 @@ export async function handleAuthorize(
     return;
   }
   if (ctx.auto === 'deny') {
-    deny(ctx, res, tx, 'user_mistake', true);
+    deny(ctx, res, tx, 'user_mistake', true, 'duo_push');
+    return;
+  }
+  if (ctx.auto === 'fraud') {
+    deny(ctx, res, tx, 'user_marked_fraud', true, 'duo_push');
+    return;
+  }
+  if (ctx.auto === 'timeout') {
+    deny(ctx, res, tx, 'no_response', true, 'duo_push');
     return;
   }
   const id = ctx.store.addTransaction({ ...tx, expiresAt: Date.now() + TRANSACTION_TTL_MS });
@@ -261,7 +292,10 @@ export async function handleAuthorize(
   sendHtml(res, 200, renderPrompt(view), [new URL(tx.redirectUri).origin]);
 }
 
-/** The prompt form's POST: Approve issues a code and redirects, Deny shows the denial page. */
+/**
+ * The prompt form's POST: Approve issues a code and redirects; Deny and Report fraud show the
+ * denial page (or the opt-in error redirect) and log `denied` / `fraud`.
+ */
 export async function handlePrompt(
   ctx: SimContext,
   req: IncomingMessage,
@@ -276,13 +310,17 @@ export async function handlePrompt(
     return;
   }
   const action = params.get('action');
+  const choice = params.get('factor');
+  const factor = PROMPT_FACTORS[isPromptFactor(choice) ? choice : 'duo_push'];
   if (action === 'approve') {
-    const choice = params.get('factor');
-    const factor = PROMPT_FACTORS[isPromptFactor(choice) ? choice : 'duo_push'];
     redirectWithCode(ctx, res, tx, factor.factor, factor.reason);
   } else if (action === 'deny') {
-    deny(ctx, res, tx, 'user_mistake', true);
+    deny(ctx, res, tx, 'user_mistake', true, factor.factor);
+  } else if (action === 'fraud') {
+    deny(ctx, res, tx, 'user_marked_fraud', true, factor.factor);
   } else {
+    // The transaction was taken: an unknown action ends it, and Duo would log an error (unconfirmed).
+    ctx.store.recordDecision(tx, { result: 'error', reason: 'error', factor: factor.factor });
     sendHtml(res, 400, renderError('Unknown action.'));
   }
 }

@@ -1,7 +1,7 @@
 // Argument parsing of the simulator CLI (main.ts), kept apart so it can be tested.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { SimulatorOptions } from './types.js';
+import { AUTO_MODES, type SimulatorOptions } from './types.js';
 
 export const USAGE = `Usage: npm run simulator -- [options]
   --port <n>                 port to listen on (default 4000, 0 = random)
@@ -9,13 +9,17 @@ export const USAGE = `Usage: npm run simulator -- [options]
   --client-id <id>           Duo client id (generated with --client-secret when both are absent)
   --client-secret <secret>   Duo client secret
   --users <file.json>        user directory (JSON array of users, see src/simulator/README.md)
-  --auto <allow|deny>        answer authorize at once, without the prompt page
+  --auto <mode>              answer authorize at once, without the prompt page:
+                             allow | deny | fraud (deny and report) | timeout
   --new-user-policy <p>      enroll | allow | deny (default enroll)
   --tls-cert <cert.pem>      serve HTTPS with this certificate ...
   --tls-key <key.pem>        ... and this key
   --app-name <name>          application name shown on the prompt and in the id_token
   --error-redirect-on-deny   redirect with error=access_denied instead of the denial page
   --code-ttl-ms <n>          authorization code lifetime (default 60000)
+  --admin-ikey <ikey>        Admin API integration key of the authentication log (generated with
+                             --admin-skey when both are absent)
+  --admin-skey <skey>        Admin API secret key
   -h, --help                 show this help`;
 
 /** A bad command line: main.ts prints it with the usage and exits with code 2. */
@@ -68,6 +72,8 @@ export function parseCli(argv: string[]): SimulatorOptions | 'help' {
         'app-name': { type: 'string' },
         'error-redirect-on-deny': { type: 'boolean' },
         'code-ttl-ms': { type: 'string' },
+        'admin-ikey': { type: 'string' },
+        'admin-skey': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -90,6 +96,19 @@ export function parseCli(argv: string[]): SimulatorOptions | 'help' {
   if (clientSecret !== undefined && !/^[A-Za-z0-9]{40}$/.test(clientSecret)) {
     throw new UsageError('--client-secret must be 40 alphanumeric characters');
   }
+  const adminIkey = values['admin-ikey'];
+  const adminSkey = values['admin-skey'];
+  if ((adminIkey === undefined) !== (adminSkey === undefined)) {
+    throw new UsageError('--admin-ikey and --admin-skey go together (omit both to generate them)');
+  }
+  if (adminIkey !== undefined && !/^[A-Z0-9]{20}$/.test(adminIkey)) {
+    throw new UsageError(
+      '--admin-ikey must be 20 upper-case alphanumeric characters (e.g. DI + 18)',
+    );
+  }
+  if (adminSkey !== undefined && !/^[A-Za-z0-9]{40}$/.test(adminSkey)) {
+    throw new UsageError('--admin-skey must be 40 alphanumeric characters');
+  }
   const certPath = values['tls-cert'];
   const keyPath = values['tls-key'];
   if ((certPath === undefined) !== (keyPath === undefined)) {
@@ -104,7 +123,7 @@ export function parseCli(argv: string[]): SimulatorOptions | 'help' {
     clientId,
     clientSecret,
     users: values.users,
-    auto: oneOf('auto', values.auto, ['allow', 'deny'] as const),
+    auto: oneOf('auto', values.auto, AUTO_MODES),
     newUserPolicy: oneOf('new-user-policy', values['new-user-policy'], [
       'enroll',
       'allow',
@@ -117,5 +136,7 @@ export function parseCli(argv: string[]): SimulatorOptions | 'help' {
     applicationName: values['app-name'],
     errorRedirectOnDeny: values['error-redirect-on-deny'],
     codeTtlMs: integer('code-ttl-ms', values['code-ttl-ms'], 1, 86_400_000),
+    adminIntegrationKey: adminIkey,
+    adminSecretKey: adminSkey,
   };
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { AdminCredentials } from './admin-api.js';
 import type { AppKeys } from './jwt.js';
 import type { SimStore } from './state.js';
 import type { AutoMode, NewUserPolicy } from './types.js';
@@ -9,6 +10,7 @@ export const PATHS = {
   token: '/oauth/v1/token',
   prompt: '/frame/prompt',
   control: '/__sim/',
+  adminAuthLog: '/admin/v2/logs/authentication',
 } as const;
 
 /** What every endpoint handler needs; one per running simulator. */
@@ -24,6 +26,8 @@ export interface SimContext {
   auto: AutoMode | null;
   errorRedirectOnDeny: boolean;
   codeTtlMs: number;
+  /** Admin API credentials of the authentication log endpoint. */
+  admin: AdminCredentials;
 }
 
 /**

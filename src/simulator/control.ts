@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './http.js';
 import { readBody } from './params.js';
 import type { SimStore } from './state.js';
-import type { ScriptedOutcome } from './types.js';
+import type { AdminFaultSettings, AuthLogInput, ScriptedOutcome } from './types.js';
 import { parseUsers } from './users.js';
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -19,7 +19,8 @@ function asObject(value: unknown): Record<string, unknown> {
 
 /**
  * The JSON control API under /__sim (only this simulator serves it):
- * GET state, GET stats, POST reset, POST users, POST next-outcome, POST faults.
+ * GET state, GET stats, POST reset, POST users, POST next-outcome, POST faults,
+ * GET authlog, POST authlog, POST admin-faults.
  */
 export async function handleControl(
   store: SimStore,
@@ -55,6 +56,19 @@ export async function handleControl(
       case 'POST faults':
         store.setFaults(asObject(await readJson(req)));
         sendJson(res, 200, { ok: true, faults: store.state().faults });
+        return;
+      case 'GET authlog':
+        sendJson(res, 200, { authlogs: store.authLog() });
+        return;
+      case 'POST authlog': {
+        const body = asObject(await readJson(req));
+        const txids = store.addAuthLogEntries(body.entries as AuthLogInput[]);
+        sendJson(res, 200, { ok: true, txids });
+        return;
+      }
+      case 'POST admin-faults':
+        store.setAdminFault(asObject(await readJson(req)) as unknown as AdminFaultSettings);
+        sendJson(res, 200, { ok: true, adminFault: store.state().adminFault });
         return;
       default:
         sendJson(res, 404, { error: 'not_found', error_description: `no control route ${route}` });

@@ -10,7 +10,14 @@ import type { RunningSimulator, SimulatorOptions, SimUser } from './types.js';
 import { DEFAULT_USERS, loadUsersFile, parseUsers } from './users.js';
 
 export type * from './types.js';
-export { HEALTH_FAULTS, TOKEN_FAULTS } from './types.js';
+export {
+  ADMIN_FAULTS,
+  AUTO_MODES,
+  HEALTH_FAULTS,
+  SCRIPTED_OUTCOMES,
+  TOKEN_FAULTS,
+} from './types.js';
+export { ADMIN_AUTH_ERRORS, ADMIN_AUTH_LOG_PATH } from './admin-api.js';
 export { DEFAULT_USERS, loadUsersFile } from './users.js';
 
 const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
@@ -64,6 +71,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const host = options.host ?? '127.0.0.1';
   const clientId = options.clientId ?? generateClientId();
   const clientSecret = options.clientSecret ?? generateClientSecret();
+  const adminIntegrationKey = options.adminIntegrationKey ?? generateClientId();
+  const adminSecretKey = options.adminSecretKey ?? generateClientSecret();
+  if (!/^[A-Za-z0-9]{20}$/.test(adminIntegrationKey) || !/^[A-Za-z0-9]{40}$/.test(adminSecretKey)) {
+    throw new Error('adminIntegrationKey must be 20 and adminSecretKey 40 alphanumeric characters');
+  }
   const scheme = options.tls ? 'https' : 'http';
   const initialUsers = resolveUsers(options.users);
   const keys = await importAppKeys(clientSecret);
@@ -98,6 +110,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     auto: store.config.auto,
     errorRedirectOnDeny: store.config.errorRedirectOnDeny,
     codeTtlMs: store.config.codeTtlMs,
+    admin: { integrationKey: adminIntegrationKey, secretKey: adminSecretKey },
   };
   server.on('request', createListener(ctx));
   const sweeper = setInterval(() => store.sweep(Date.now()), SWEEP_INTERVAL_MS);
@@ -108,6 +121,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     apiHost,
     clientId,
     clientSecret,
+    adminIntegrationKey,
+    adminSecretKey,
     control: store,
     close: () =>
       new Promise<void>((resolve, reject) => {

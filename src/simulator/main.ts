@@ -35,6 +35,12 @@ async function main(): Promise<void> {
     lines.push(`DUO_CLIENT_SECRET=${sim.clientSecret}`);
   }
   lines.push(`DUO_API_HOST=${apiHost}`);
+  // The Admin API (authentication log) credentials, printed the same way.
+  lines.push(`DUO_ADMIN_INTEGRATION_KEY=${sim.adminIntegrationKey}`);
+  if (options.adminSecretKey === undefined) {
+    lines.push(`DUO_ADMIN_SECRET_KEY=${sim.adminSecretKey}`);
+  }
+  lines.push(`DUO_ADMIN_API_HOST=${apiHost}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 
   let closing = false;

@@ -25,6 +25,7 @@ const STYLE = [
   'button{padding:.6rem 1.2rem;margin-right:.5rem;font-size:1rem}',
   '#approve{background:#2b7a3f;color:#fff}',
   '#deny{background:#b3261e;color:#fff}',
+  '#fraud{background:#fff;color:#b3261e;border:1px solid #b3261e}',
   '.muted{color:#666;font-size:.9rem}',
 ].join('');
 const STYLE_HASH = createHash('sha256').update(STYLE).digest('base64');
@@ -76,6 +77,8 @@ export function renderPrompt(view: PromptView): string {
 <select id="factor" name="factor">${options}</select>
 <p><button id="approve" type="submit" name="action" value="approve">Approve</button>
 <button id="deny" type="submit" name="action" value="deny">Deny</button></p>
+<p><button id="fraud" type="submit" name="action" value="fraud">Report fraud</button>
+<span class="muted">Deny and report this request to your administrator</span></p>
 </form>`,
   );
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { handleAuthLog } from './admin-api.js';
 import { handleAuthorize, handlePrompt } from './authorize.js';
 import { PATHS, requestOrigin, type SimContext } from './context.js';
 import { handleControl } from './control.js';
@@ -98,6 +99,10 @@ async function route(ctx: SimContext, req: IncomingMessage, res: ServerResponse)
       return method === 'POST'
         ? handleToken(ctx, req, res, await readParams(req, url))
         : methodNotAllowed(res, 'POST');
+    case PATHS.adminAuthLog:
+      return method === 'GET'
+        ? handleAuthLog(ctx, ctx.admin, req, res, req.url ?? '')
+        : methodNotAllowed(res, 'GET');
     case PATHS.prompt:
       return method === 'POST' ? handlePrompt(ctx, req, res, url) : methodNotAllowed(res, 'POST');
     default:

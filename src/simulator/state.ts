@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { AuthLog, buildEntry, checkAuthLogInput } from './auth-log.js';
 import {
+  ADMIN_FAULTS,
+  SCRIPTED_OUTCOMES,
+  type AdminFault,
+  type AdminFaultSettings,
+  type AuthLogInput,
+  type SimAuthLogEntry,
+  type SimAuthResult,
   HEALTH_FAULTS,
   TOKEN_FAULTS,
   type FaultSettings,
@@ -67,6 +75,8 @@ function emptyStats(): SimStats {
     denied: 0,
     error_redirects: 0,
     control: 0,
+    admin_log: 0,
+    admin_refused: 0,
   };
 }
 
@@ -95,9 +105,50 @@ export class SimStore implements SimulatorControl {
     once: false,
   };
   counters: SimStats = emptyStats();
+  /** Every decision, in the shape of Duo's Admin API v2 authentication log. */
+  readonly log = new AuthLog();
+  private adminFault: {
+    fault: AdminFault | null;
+    remaining: number | null;
+    retryAfterSec: number | null;
+  } = { fault: null, remaining: null, retryAfterSec: null };
 
   constructor(readonly config: StoreConfig) {
     this.users = new UserDirectory(config.initialUsers);
+  }
+
+  /**
+   * Appends one decision to the authentication log: the txid (the id_token's auth_context.txid for
+   * a success), the user, this application (the client id), factor, result and reason.
+   */
+  recordDecision(
+    tx: Pick<Transaction, 'user' | 'alias' | 'accessIp' | 'userAgent'>,
+    decision: {
+      result: SimAuthResult;
+      reason: string;
+      factor: string;
+      txid?: string;
+      atMs?: number;
+    },
+  ): string {
+    const built = buildEntry({
+      username: tx.user.username,
+      alias: tx.alias === tx.user.username ? '' : tx.alias,
+      email: tx.user.email,
+      groups: tx.user.groups,
+      deviceName: tx.user.deviceName,
+      accessIp: tx.accessIp ?? undefined,
+      userAgent: tx.userAgent,
+      result: decision.result,
+      reason: decision.reason,
+      factor: decision.factor,
+      txid: decision.txid,
+      timestampMs: decision.atMs,
+      applicationKey: this.config.clientId,
+      applicationName: this.config.applicationName,
+    });
+    this.log.add(built);
+    return built.entry.txid;
   }
 
   // --- in-process control handle ---
@@ -113,6 +164,8 @@ export class SimStore implements SimulatorControl {
       errorRedirectOnDeny: c.errorRedirectOnDeny,
       users: this.users.list(),
       faults: { ...this.faults },
+      adminFault: { ...this.adminFault },
+      authLogEntries: this.log.size,
       nextOutcomes: [...this.outcomes.values()],
       pendingCodes: this.codes.size,
       pendingTransactions: this.transactions.size,
@@ -132,6 +185,65 @@ export class SimStore implements SimulatorControl {
     this.outcomes.clear();
     this.faults = { health: null, token: null, once: false };
     this.counters = emptyStats();
+    this.log.clear();
+    this.adminFault = { fault: null, remaining: null, retryAfterSec: null };
+  }
+
+  authLog(): SimAuthLogEntry[] {
+    return this.log.all();
+  }
+
+  addAuthLogEntries(entries: AuthLogInput[]): string[] {
+    if (!Array.isArray(entries) || entries.length > 200_000) {
+      throw new Error('entries must be an array of at most 200000 entries');
+    }
+    const checked = entries.map(checkAuthLogInput);
+    return checked.map((input) => {
+      const built = buildEntry({
+        ...input,
+        applicationKey: input.applicationKey ?? this.config.clientId,
+        applicationName: input.applicationName ?? this.config.applicationName,
+      });
+      this.log.add(built);
+      return built.entry.txid;
+    });
+  }
+
+  setAdminFault(settings: AdminFaultSettings): void {
+    const { fault, count, retryAfterSec } = settings;
+    if (fault !== null && !ADMIN_FAULTS.includes(fault)) {
+      throw new Error(`fault must be one of ${ADMIN_FAULTS.join(', ')} or null`);
+    }
+    if (count !== undefined && !(Number.isInteger(count) && count >= 1 && count <= 1_000_000)) {
+      throw new Error('count must be an integer from 1 to 1000000');
+    }
+    if (
+      retryAfterSec !== undefined &&
+      retryAfterSec !== null &&
+      !(Number.isInteger(retryAfterSec) && retryAfterSec >= 0 && retryAfterSec <= 3600)
+    ) {
+      throw new Error('retryAfterSec must be an integer from 0 to 3600 or null');
+    }
+    this.adminFault = {
+      fault,
+      remaining: fault === null ? null : (count ?? null),
+      retryAfterSec: retryAfterSec ?? null,
+    };
+  }
+
+  /** The Admin API fault to apply to this request (counted down), or null. */
+  takeAdminFault(): { fault: AdminFault; retryAfterSec: number | null } | null {
+    const { fault, remaining, retryAfterSec } = this.adminFault;
+    if (fault === null) {
+      return null;
+    }
+    if (remaining !== null) {
+      this.adminFault.remaining = remaining - 1;
+      if (remaining - 1 <= 0) {
+        this.adminFault = { fault: null, remaining: null, retryAfterSec: null };
+      }
+    }
+    return { fault, retryAfterSec };
   }
 
   setUsers(users: SimUser[], replace = false): void {
@@ -148,8 +260,8 @@ export class SimStore implements SimulatorControl {
     if (typeof username !== 'string' || username === '') {
       throw new Error('username must be a non-empty string');
     }
-    if (!['allow', 'deny', 'error_redirect'].includes(outcome.outcome)) {
-      throw new Error('outcome must be allow, deny or error_redirect');
+    if (!SCRIPTED_OUTCOMES.includes(outcome.outcome)) {
+      throw new Error(`outcome must be one of ${SCRIPTED_OUTCOMES.join(', ')}`);
     }
     for (const field of ['reason', 'factor'] as const) {
       if (outcome[field] !== undefined && typeof outcome[field] !== 'string') {
@@ -254,16 +366,36 @@ export class SimStore implements SimulatorControl {
   takeTransaction(id: string, nowMs: number): Transaction | undefined {
     const tx = this.transactions.get(id);
     this.transactions.delete(id);
-    return tx && tx.expiresAt > nowMs ? tx : undefined;
+    if (tx && tx.expiresAt <= nowMs) {
+      this.recordTimeout(tx);
+      return undefined;
+    }
+    return tx;
+  }
+
+  /** A prompt left unanswered until it expired: logged once, as Duo logs a timeout (unconfirmed). */
+  recordTimeout(tx: Transaction): void {
+    this.recordDecision(tx, {
+      result: 'failure',
+      reason: 'no_response',
+      factor: 'duo_push',
+      atMs: tx.expiresAt,
+    });
   }
 
   /** Drops expired entries; also trims the oldest when a map outgrows its bound. */
   sweep(nowMs: number): void {
-    for (const map of [this.codes, this.transactions] as Map<string, { expiresAt: number }>[]) {
-      for (const [key, value] of map) {
-        if (value.expiresAt <= nowMs || map.size > MAX_ENTRIES) {
-          map.delete(key);
-        }
+    for (const [key, tx] of this.transactions) {
+      if (tx.expiresAt <= nowMs) {
+        this.recordTimeout(tx);
+      }
+      if (tx.expiresAt <= nowMs || this.transactions.size > MAX_ENTRIES) {
+        this.transactions.delete(key);
+      }
+    }
+    for (const [key, value] of this.codes) {
+      if (value.expiresAt <= nowMs || this.codes.size > MAX_ENTRIES) {
+        this.codes.delete(key);
       }
     }
     for (const [jti, exp] of this.jtis) {

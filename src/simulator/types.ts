@@ -17,8 +17,17 @@ export interface SimUser {
 }
 
 export type NewUserPolicy = 'enroll' | 'allow' | 'deny';
-export type AutoMode = 'allow' | 'deny';
-export type ScriptedOutcomeKind = 'allow' | 'deny' | 'error_redirect';
+/** `fraud`: the user denies and reports fraud; `timeout`: the user never answers. */
+export type AutoMode = 'allow' | 'deny' | 'fraud' | 'timeout';
+export const AUTO_MODES: readonly AutoMode[] = ['allow', 'deny', 'fraud', 'timeout'];
+export type ScriptedOutcomeKind = 'allow' | 'deny' | 'error_redirect' | 'fraud' | 'timeout';
+export const SCRIPTED_OUTCOMES: readonly ScriptedOutcomeKind[] = [
+  'allow',
+  'deny',
+  'error_redirect',
+  'fraud',
+  'timeout',
+];
 
 /** A one-shot outcome for the next authorize of one user (POST /__sim/next-outcome). */
 export interface ScriptedOutcome {
@@ -80,6 +89,63 @@ export interface FaultSettings {
   once?: boolean;
 }
 
+/** Faults of the Admin API log endpoint: a 429, an outage (503), a 500, no answer, a reset. */
+export const ADMIN_FAULTS = ['429', 'outage', '500', 'timeout', 'reset'] as const;
+export type AdminFault = (typeof ADMIN_FAULTS)[number];
+
+/** POST /__sim/admin-faults: the fault, how many requests it hits, and the 429's Retry-After. */
+export interface AdminFaultSettings {
+  /** null clears it. */
+  fault: AdminFault | null;
+  /** Requests it applies to before it clears itself. @default unlimited */
+  count?: number;
+  /** Retry-After (seconds) on a 429; null or absent sends none. */
+  retryAfterSec?: number | null;
+}
+
+export type SimAuthResult = 'success' | 'denied' | 'failure' | 'error' | 'fraud';
+
+/** One entry of the simulator's authentication log: the shape of Duo's Admin API v2 entries. */
+export interface SimAuthLogEntry {
+  txid: string;
+  /** Unix seconds. */
+  timestamp: number;
+  isotimestamp: string;
+  event_type: 'authentication';
+  result: SimAuthResult;
+  reason: string;
+  factor: string;
+  alias: string;
+  email: string;
+  user: { name: string; key: string; groups: string[] };
+  application: { key: string; name: string };
+  access_device: Record<string, unknown>;
+  auth_device: Record<string, unknown>;
+  trusted_endpoint_status: string;
+  ood_software: null;
+  adaptive_trust_assessments: Record<string, unknown>;
+}
+
+/** An entry injected through POST /__sim/authlog (a decision Duo made elsewhere, for tests). */
+export interface AuthLogInput {
+  username: string;
+  result: SimAuthResult;
+  reason: string;
+  txid?: string;
+  /** 13-digit Unix ms. @default now */
+  timestampMs?: number;
+  factor?: string;
+  /** @default the simulator's client id (its Universal Prompt application) */
+  applicationKey?: string;
+  applicationName?: string;
+  alias?: string;
+  email?: string;
+  groups?: string[];
+  accessIp?: string;
+  userAgent?: string;
+  deviceName?: string;
+}
+
 /** Counters of endpoint calls and outcomes (GET /__sim/stats). */
 export interface SimStats {
   health_check: number;
@@ -92,6 +158,9 @@ export interface SimStats {
   denied: number;
   error_redirects: number;
   control: number;
+  /** Authentication log requests, and those refused (bad signature, bad parameters). */
+  admin_log: number;
+  admin_refused: number;
 }
 
 export interface SimulatorOptions {
@@ -117,6 +186,10 @@ export interface SimulatorOptions {
   errorRedirectOnDeny?: boolean;
   /** Lifetime of authorization codes. @default 60000 */
   codeTtlMs?: number;
+  /** Integration key of the Admin API (authentication log). Generated ('DI' + 18) when absent. */
+  adminIntegrationKey?: string;
+  /** Secret key of the Admin API. Generated (40 alphanumerics) when absent. */
+  adminSecretKey?: string;
 }
 
 /** What GET /__sim/state returns (no secret in it). */
@@ -129,6 +202,8 @@ export interface SimState {
   errorRedirectOnDeny: boolean;
   users: SimUser[];
   faults: { health: HealthFault | null; token: TokenFault | null; once: boolean };
+  adminFault: { fault: AdminFault | null; remaining: number | null; retryAfterSec: number | null };
+  authLogEntries: number;
   nextOutcomes: ScriptedOutcome[];
   pendingCodes: number;
   pendingTransactions: number;
@@ -144,6 +219,11 @@ export interface SimulatorControl {
   setUsers(users: SimUser[], replace?: boolean): void;
   nextOutcome(outcome: ScriptedOutcome): void;
   setFaults(faults: FaultSettings): void;
+  /** The authentication log, oldest first. */
+  authLog(): SimAuthLogEntry[];
+  /** Injects entries (decisions Duo made outside this simulator's flows); returns their txids. */
+  addAuthLogEntries(entries: AuthLogInput[]): string[];
+  setAdminFault(settings: AdminFaultSettings): void;
 }
 
 export interface RunningSimulator {
@@ -153,6 +233,9 @@ export interface RunningSimulator {
   apiHost: string;
   clientId: string;
   clientSecret: string;
+  /** Admin API credentials of the authentication log (`GET /admin/v2/logs/authentication`). */
+  adminIntegrationKey: string;
+  adminSecretKey: string;
   control: SimulatorControl;
   close(): Promise<void>;
 }
