@@ -141,7 +141,10 @@ describe('authentication log: request signature', () => {
   );
 
   it('refuses a missing or non-Basic Authorization header with 40101', async () => {
-    for (const headers of [{}, { authorization: 'Bearer abc', date: new Date().toUTCString() }]) {
+    for (const headers of <Record<string, string>[]>[
+      {},
+      { authorization: 'Bearer abc', date: new Date().toUTCString() },
+    ]) {
       const res = await fetch(`${sim.url}${PATH}?${qs(window())}`, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toEqual({
