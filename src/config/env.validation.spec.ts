@@ -272,3 +272,54 @@ describe('outbound proxy and CA for Duo (issue 15 item 2)', () => {
     });
   });
 });
+
+describe('Duo Admin API credentials (issue 16 item 1)', () => {
+  const ADMIN = {
+    DUO_ADMIN_INTEGRATION_KEY: 'DIADMIN0123456789ABC',
+    DUO_ADMIN_SECRET_KEY: 'Adm1nSecretKey0123456789abcdefghijklmnopq'.slice(0, 40),
+    DUO_ADMIN_API_HOST: 'api-1a2b3c4d.duosecurity.com',
+  };
+
+  it('none: the feature is off (all three undefined)', () => {
+    const env = validateEnv(VALID);
+    expect([
+      env.DUO_ADMIN_INTEGRATION_KEY,
+      env.DUO_ADMIN_SECRET_KEY,
+      env.DUO_ADMIN_API_HOST,
+    ]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('all three valid: accepted as given', () => {
+    const env = validateEnv({ ...VALID, ...ADMIN });
+    expect(env.DUO_ADMIN_INTEGRATION_KEY).toBe(ADMIN.DUO_ADMIN_INTEGRATION_KEY);
+    expect(env.DUO_ADMIN_API_HOST).toBe(ADMIN.DUO_ADMIN_API_HOST);
+  });
+
+  it.each(Object.keys(ADMIN))('a partial set (without %s) is refused by name', (missing) => {
+    const partial = { ...VALID, ...ADMIN, [missing]: undefined };
+    const problems = problemsOf(partial);
+    expect(Object.keys(problems)).toEqual([missing]);
+    expect(problems[missing]).toContain('all three');
+  });
+
+  it('malformed values are refused without echoing them; production applies the host allow-list', () => {
+    const bad = {
+      DUO_ADMIN_INTEGRATION_KEY: 'not-a-key',
+      DUO_ADMIN_SECRET_KEY: 'tooShortSecretValue',
+      DUO_ADMIN_API_HOST: 'http://127.0.0.1:4000',
+    };
+    const problems = problemsOf({ ...PRODUCTION, ...bad });
+    expect(Object.keys(problems).sort()).toEqual(Object.keys(bad).sort());
+    for (const value of Object.values(bad)) {
+      expect(JSON.stringify(problems)).not.toContain(value);
+    }
+    expect(
+      problemsOf({ ...VALID, ...ADMIN, DUO_ADMIN_SECRET_KEY: ` ${ADMIN.DUO_ADMIN_SECRET_KEY}` }),
+    ).toHaveProperty('DUO_ADMIN_SECRET_KEY');
+    // Outside production the simulator's http://host:port is accepted, as for DUO_API_HOST.
+    expect(
+      validateEnv({ ...VALID, ...ADMIN, DUO_ADMIN_API_HOST: 'http://127.0.0.1:4000' })
+        .DUO_ADMIN_API_HOST,
+    ).toBe('http://127.0.0.1:4000');
+  });
+});

@@ -10,6 +10,12 @@ import {
   parseApiHost,
 } from '../duo/internal.js';
 import { parseProxyUrl, readCaFile } from '../duo/duo-transport.js';
+import {
+  DUO_ADMIN_ENV_VARIABLES,
+  DUO_ADMIN_MESSAGES,
+  isValidAdminIntegrationKey,
+  isValidAdminSecretKey,
+} from '../audit/admin-api/admin-api-options.js';
 
 /** Every environment variable the app reads, parsed and typed. See README "Configuration". */
 export interface AppEnv {
@@ -41,6 +47,10 @@ export interface AppEnv {
   DUO_BUTTON_DISPLAY_NAME: string;
   DUO_BUTTON_CSS: string;
   DUO_SHOW_POWERED_BY: boolean;
+  /** Duo Admin API (authentication log reconcile): all three or none; none turns the feature off. */
+  DUO_ADMIN_INTEGRATION_KEY: string | undefined;
+  DUO_ADMIN_SECRET_KEY: string | undefined;
+  DUO_ADMIN_API_HOST: string | undefined;
   /** The proxy for Duo calls; false: DUO_HTTPS_PROXY=off (direct, whatever HTTPS_PROXY says). */
   DUO_HTTPS_PROXY: string | false | undefined;
   /** https_proxy, else HTTPS_PROXY: used for Duo when DUO_HTTPS_PROXY is unset. */
@@ -306,6 +316,28 @@ const SCHEMA: Schema = {
   DUO_BUTTON_DISPLAY_NAME: { parse: text(64), fallback: () => 'Sign on with Duo' },
   DUO_BUTTON_CSS: { parse: text(8192), fallback: () => '' },
   DUO_SHOW_POWERED_BY: { parse: bool, fallback: () => false },
+  DUO_ADMIN_INTEGRATION_KEY: {
+    parse: (raw) =>
+      raw !== raw.trim()
+        ? invalid(PADDED)
+        : isValidAdminIntegrationKey(raw)
+          ? raw
+          : invalid(DUO_ADMIN_MESSAGES.integrationKey),
+    fallback: () => undefined,
+  },
+  DUO_ADMIN_SECRET_KEY: {
+    parse: (raw, { production }) =>
+      raw !== raw.trim()
+        ? invalid(PADDED)
+        : !isValidAdminSecretKey(raw)
+          ? invalid(DUO_ADMIN_MESSAGES.secretKey)
+          : production && PLACEHOLDER.test(raw)
+            ? invalid('is still a placeholder; set the real Admin API Secret key')
+            : raw,
+    fallback: () => undefined,
+  },
+  // The same rules as DUO_API_HOST (the production allow-list included).
+  DUO_ADMIN_API_HOST: { parse: duoApiHost, fallback: () => undefined },
   DUO_HTTPS_PROXY: {
     parse: (raw, ctx) => (/^(off|none)$/i.test(raw.trim()) ? false : proxyUrl(raw, ctx)),
     fallback: () => undefined,
@@ -430,6 +462,16 @@ export function validateEnv(raw: Raw): AppEnv {
           message: 'must be a postgres:// URL in production (SQLite is for development and tests)',
         });
       }
+    }
+  }
+  // The Admin API credentials come as a set: a partial set is a mistake, not "feature off".
+  const adminSet = DUO_ADMIN_ENV_VARIABLES.filter((name) => (raw[name] ?? '').trim() !== '');
+  if (adminSet.length > 0 && adminSet.length < DUO_ADMIN_ENV_VARIABLES.length) {
+    for (const name of DUO_ADMIN_ENV_VARIABLES.filter((n) => !adminSet.includes(n))) {
+      problems.push({
+        variable: name,
+        message: `is required when ${adminSet.join(' and ')} ${adminSet.length === 1 ? 'is' : 'are'} set (the Duo Admin API needs all three, or none to turn it off)`,
+      });
     }
   }
   if (problems.length > 0) {
