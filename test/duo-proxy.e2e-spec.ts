@@ -129,18 +129,24 @@ describe('Duo through a CONNECT proxy with DUO_CA_FILE', () => {
     expect(proxy.authorizations.every((a) => a === BASIC)).toBe(true);
   });
 
-  it('should fail closed (503 unavailable) when Duo is re-signed by a CA the app does not trust', async () => {
-    proxy.reset();
-    const app = await boot({ DUO_HTTPS_PROXY: proxyUrl() });
-    const username = uniqueUser('noca');
-    const { res, body } = await startLogin(app, username);
-    expect(res.status).toBe(503);
-    expect(JSON.parse(body)).toMatchObject({ error: 'unavailable' });
-    expect(proxy.tunnels).toBeGreaterThanOrEqual(1); // the tunnel worked; TLS inside it did not
-    const events = await auditEvents(app, { username });
-    expect(events.map((e) => e.type)).toContain('mfa_unavailable');
-    expect(events.some((e) => e.type === 'mfa_started')).toBe(false);
-  });
+  it.each(['closed', 'open'])(
+    'should fail closed (503, reason untrusted_certificate) in failmode %s when Duo is re-signed by a CA the app does not trust',
+    async (failmode) => {
+      proxy.reset();
+      const app = await boot({ DUO_HTTPS_PROXY: proxyUrl(), DUO_FAILMODE: failmode });
+      const username = uniqueUser('noca');
+      const { res, body, browser } = await startLogin(app, username);
+      expect(res.status).toBe(503);
+      expect(JSON.parse(body)).toMatchObject({ error: 'unavailable' });
+      expect(sessionCookies(browser)).toEqual([]);
+      expect(proxy.tunnels).toBeGreaterThanOrEqual(1); // the tunnel worked; TLS inside it did not
+      const events = await auditEvents(app, { username });
+      expect(events.filter((e) => e.type === 'mfa_unavailable').map((e) => e.reason)).toEqual([
+        'untrusted_certificate',
+      ]);
+      expect(events.some((e) => e.type === 'mfa_started' || e.type === 'mfa_failopen')).toBe(false);
+    },
+  );
 
   it('should name the untrusted certificate, and the proxy only by its origin, in the error', async () => {
     proxy.reset();
@@ -154,7 +160,7 @@ describe('Duo through a CONNECT proxy with DUO_CA_FILE', () => {
     });
     const err = (await client.healthCheck().catch((e: unknown) => e)) as DuoError;
     expect(err).toBeInstanceOf(DuoError);
-    expect(err.code).toBe('unavailable');
+    expect(err.code).toBe('untrusted_certificate');
     expect(err.message).toContain("Duo's certificate is not trusted");
     expect(err.message).toContain(`through the proxy http://127.0.0.1:${proxy.port}`);
     seen.push(err.message, inspect(err, { depth: 10 }), inspect(client, { depth: 10 }));

@@ -446,6 +446,20 @@ const CERT_ERROR_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/** True when a call failed because the peer's TLS certificate did not verify. */
+export function isCertificateFailure(err: unknown): boolean {
+  for (
+    let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0;
+    typeof e === 'object' && e !== null && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
+    if (typeof e.code === 'string' && CERT_ERROR_CODES.has(e.code)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /**
  * Why a call failed below HTTP, in words for the operator: a certificate that is not trusted, a
  * proxy that refused the tunnel, or nothing more specific. Reads only codes and status numbers.

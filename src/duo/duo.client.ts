@@ -23,7 +23,11 @@ import {
 } from './duo.constants.js';
 import { DuoError, type DuoErrorCode } from './duo.errors.js';
 import { clientAssertionClaims, randomToken, requestJwtClaims, signHs512 } from './duo-jwt.js';
-import { describeTransportFailure, redactUrlCredentials } from './duo-transport.js';
+import {
+  describeTransportFailure,
+  isCertificateFailure,
+  redactUrlCredentials,
+} from './duo-transport.js';
 import type {
   DuoAuthUrlOptions,
   DuoExchangeOptions,
@@ -430,8 +434,11 @@ export class DuoClient {
         : `could not be reached${why ? `: ${why}` : ''}`;
       // The proxy's origin only: its credentials are never in the options or the transport's text.
       const via = proxy ? ` through the proxy ${redactUrlCredentials(proxy)}` : '';
+      // A certificate that does not verify is never an outage: failmode open must not let it in.
+      const code =
+        !signal.aborted && isCertificateFailure(err) ? 'untrusted_certificate' : 'unavailable';
       throw new DuoError(
-        'unavailable',
+        code,
         `Duo ${what} (${new URL(url).pathname}${via}); check DUO_API_HOST${proxy ? ', the proxy' : ''} and the network`,
         {
           cause: err,

@@ -10,6 +10,11 @@ export type DuoErrorCode =
   /** Duo could not be reached: network error, timeout, or a 5xx answer. */
   | 'unavailable'
   /**
+   * Duo's TLS certificate did not verify (an unknown CA, a wrong name, expired): a configuration
+   * fault or an interception, never an outage, so failmode open never lets it through.
+   */
+  | 'untrusted_certificate'
+  /**
    * Duo answered 429 (HTTP 503), or a sign-on cap of this library refused the request
    * (DuoRateLimitError: HTTP 429 with Retry-After).
    */
@@ -124,6 +129,7 @@ export const DUO_ERROR_STATUS: Readonly<Record<DuoErrorCode, number>> = {
   invalid_argument: 400,
   invalid_request: 400,
   unavailable: 503,
+  untrusted_certificate: 502,
   rate_limited: 503,
   csrf_failed: 403,
   busy: 503,
@@ -168,6 +174,8 @@ export function duoErrorStatus(error: DuoError): number {
 const UPSTREAM_TEXT: Partial<Record<DuoErrorCode, string>> = {
   invalid_grant: 'This sign-on could not be completed; start again',
   invalid_client: 'Two-factor authentication is misconfigured; contact your administrator',
+  untrusted_certificate:
+    'Two-factor authentication cannot reach Duo securely; contact your administrator',
   duo_rejected: 'Duo refused this sign-on; start again later',
 };
 

@@ -203,6 +203,7 @@ export class DuoModule
     @Inject(DUO_OPTIONS) private readonly options: NormalizedDuoModuleOptions,
     @Inject(DUO_PENDING_LOGIN_STORE) private readonly pending: PendingLoginStore,
     @Inject(DUO_SESSION_STORE) private readonly sessions: SessionStore,
+    private readonly client: DuoClient,
   ) {
     super();
   }
@@ -220,6 +221,8 @@ export class DuoModule
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
+    // The proxy or CA dispatcher, if any, holds sockets of its own.
+    await this.client.close();
     // Stores built from a caller's Redis connection leave the connection to the caller.
     if (!this.options.redis && !this.options.stores) {
       await this.pending.close?.();

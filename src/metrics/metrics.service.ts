@@ -47,6 +47,7 @@ const ERROR_CODES = [
   'config',
   'invalid_argument',
   'unavailable',
+  'untrusted_certificate',
   'rate_limited',
   'invalid_client',
   'invalid_grant',
