@@ -11,7 +11,8 @@ import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from '../dist/src/app.module.js';
 import { setupApp } from '../dist/src/app.setup.js';
-import { DuoClient, DUO_OPTIONS, Public } from '../dist/src/duo/index.js';
+import { DuoClient, Public } from '@duo-nest/core';
+import { DUO_OPTIONS } from '@duo-nest/core/internal';
 
 class BenchController {
   publicRoute() {

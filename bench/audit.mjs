@@ -7,9 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { DataSource } from 'typeorm';
 import { buildTypeOrmOptions } from '../dist/src/database/typeorm-options.js';
-import { AuditEventEntity } from '../dist/src/audit/audit-event.entity.js';
-import { TypeOrmAuditRepository } from '../dist/src/audit/typeorm-audit.repository.js';
-import { encodeAuditCursor } from '../dist/src/audit/audit.repository.js';
+import { AuditEventEntity, encodeAuditCursor, TypeOrmAuditRepository } from '@duo-nest/audit';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -35,7 +35,7 @@ async function child(side, op) {
     .sign(new TextEncoder().encode(SECRET));
   let fn;
   if (side === 'ours') {
-    const { DuoClient } = await import('../dist/src/duo/duo.client.js');
+    const { DuoClient } = await import('@duo-nest/core');
     const c = new DuoClient({ clientId: CLIENT_ID, clientSecret: SECRET, apiHost: HOST, redirectUri: REDIRECT });
     fn = op === 'authUrl' ? () => c.createAuthUrl(USER, STATE, { nonce: NONCE }) : () => c.verifyIdToken(idToken, { username: USER, nonce: NONCE });
   } else {

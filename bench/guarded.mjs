@@ -6,7 +6,7 @@
 // Run: npx nest build && node bench/guarded.mjs    (Redis at 127.0.0.1:6379)
 import { writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { startSimulator } from '../dist/src/simulator/index.js';
+import { startSimulator } from '@duo-nest/simulator';
 import {
   appEnv,
   Browser,

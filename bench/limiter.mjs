@@ -4,10 +4,10 @@
 // rounds of CPU time. Redis (RedisRateLimitStore, one round trip per hit) at 1,000 and 100,000 keys for context.
 // Writes bench/results-limiter.json (BENCH_LIMITER_OUT to write elsewhere).
 //
-// Runs over compiled code: dist/ after `npx nest build`, or any other build through
-// BENCH_LIMITER_DIST, e.g. a private one that leaves dist/ alone while others test:
-//   npx tsc -p tsconfig.build.json --outDir /tmp/bench-dist
-//   BENCH_LIMITER_DIST=/tmp/bench-dist node bench/limiter.mjs
+// Runs over compiled code: packages/core/dist after `npm run build`, or any other build of the core
+// package through BENCH_LIMITER_DIST, e.g. a private one that leaves packages/core/dist alone:
+//   npx tsc -p packages/core --outDir /tmp/bench-core-dist --tsBuildInfoFile /tmp/bench-core.tsbuildinfo
+//   BENCH_LIMITER_DIST=/tmp/bench-core-dist node bench/limiter.mjs
 // (the directory holding src/duo/internal.js). BENCH_LIMITER_SIZES (comma-separated) and
 // BENCH_LIMITER_REDIS=0 shorten a run. Needs Redis at 127.0.0.1:6379 unless BENCH_LIMITER_REDIS=0.
 import { randomBytes } from 'node:crypto';
@@ -17,10 +17,11 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
-const dist = resolve(process.env.BENCH_LIMITER_DIST ?? here('../dist'));
-const { MemoryRateLimitStore, RateLimiter, RedisRateLimitStore } = await import(
-  pathToFileURL(`${dist}/src/duo/internal.js`).href
+const dist = resolve(process.env.BENCH_LIMITER_DIST ?? here('../packages/core/dist'));
+const { MemoryRateLimitStore, RedisRateLimitStore } = await import(
+  pathToFileURL(`${dist}/index.js`).href
 );
+const { RateLimiter } = await import(pathToFileURL(`${dist}/internal.js`).href);
 
 const SIZES = (process.env.BENCH_LIMITER_SIZES ?? '1000,100000,1000000').split(',').map(Number);
 const ROUNDS = 7;

@@ -15,9 +15,9 @@ if (typeof globalThis.gc !== 'function') {
 
 const { Redis } = await import('ioredis');
 const { MemoryPendingLoginStore, RedisPendingLoginStore } =
-  await import('../dist/src/duo/stores/pending-login.store.js');
+  await import('@duo-nest/core');
 const { MemorySessionStore, RedisSessionStore } =
-  await import('../dist/src/duo/stores/session.store.js');
+  await import('@duo-nest/core');
 
 const N = 100_000;
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2000);

@@ -5,7 +5,7 @@
 // (node:http): sign-ons per second and per CPU-second of the app processes (/proc/<pid>/stat).
 // Run: npx nest build && node bench/signons.mjs     (PostgreSQL and Redis on 127.0.0.1)
 import { writeFileSync } from 'node:fs';
-import { startSimulator } from '../dist/src/simulator/index.js';
+import { startSimulator } from '@duo-nest/simulator';
 import {
   appEnv,
   cpuSeconds,

@@ -5,7 +5,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { startSimulator } from '../dist/src/simulator/index.js';
+import { startSimulator } from '@duo-nest/simulator';
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 5000);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 32);

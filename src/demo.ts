@@ -3,11 +3,23 @@
 // SQLite file under ./data and in-memory stores, then prints the URL to open.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The `duo-simulator` bin of the installed @duo-nest/simulator, found through its package.json
+ * (the app starts it as a program and never imports it).
+ */
+function simulatorBinPath(): string {
+  const pkgJson = createRequire(import.meta.url).resolve('@duo-nest/simulator/package.json');
+  const pkg = JSON.parse(readFileSync(pkgJson, 'utf8')) as { bin: Record<string, string> };
+  return join(dirname(pkgJson), pkg.bin['duo-simulator']);
+}
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const UPPER = ALNUM.slice(0, 26) + ALNUM.slice(52);
 
@@ -60,7 +72,15 @@ async function main(): Promise<void> {
 
   const sim = spawn(
     process.execPath,
-    [join(here, 'simulator', 'main.js'), '--port', String(simPort), '--client-id', clientId, '--client-secret', clientSecret],
+    [
+      simulatorBinPath(),
+      '--port',
+      String(simPort),
+      '--client-id',
+      clientId,
+      '--client-secret',
+      clientSecret,
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   children.push(sim);

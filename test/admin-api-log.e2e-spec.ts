@@ -5,12 +5,8 @@ import {
   DuoAdminError,
   type DuoAdminClientOptions,
   type DuoAuthLogEntry,
-} from '../src/audit/admin-api/index.js';
-import {
-  startSimulator,
-  type AuthLogInput,
-  type RunningSimulator,
-} from '../src/simulator/index.js';
+} from '../packages/audit/src/admin-api/index.js';
+import { startSimulator, type AuthLogInput, type RunningSimulator } from '@duo-nest/simulator';
 
 // Our Admin API client reads the simulator's authentication log over HTTP: the simulator verifies
 // the signature with its own implementation and pages as Duo does.

@@ -8,9 +8,9 @@ import {
   type AuditEvent,
   type AuditEventType,
   type AuditStatsRow,
-} from '../src/audit/index.js';
-import type { DuoAuthContext } from '../src/duo/index.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+} from '@duo-nest/audit';
+import type { DuoAuthContext } from '@duo-nest/core';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { ENGINES, createTestDatabase, type TestDatabase } from './support/audit-db.js';
 

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DataSource } from 'typeorm';
-import { linkHash, normalizeChainKey } from '../src/audit/audit-chain.js';
-import { runAuditVerify } from '../src/audit/audit-verify.cli.js';
-import type { TypeOrmAuditRepository } from '../src/audit/typeorm-audit.repository.js';
+import { linkHash, normalizeChainKey } from '../packages/audit/src/audit-chain.js';
+import { runAuditVerify } from '../packages/audit/src/audit-verify.cli.js';
+import type { TypeOrmAuditRepository } from '../packages/audit/src/typeorm-audit.repository.js';
 import {
   ENGINES,
   TEST_CHAIN_KEY,
@@ -219,18 +219,26 @@ describe.each(ENGINES)('audit chain on %s', (engine) => {
     expect(lines.join('\n')).not.toContain(TEST_CHAIN_KEY);
   });
 
-  const compiledCli = join(process.cwd(), 'dist/src/audit/audit-verify.cli.js');
+  // The package's bin (dist, after a build), run through a symlink as npm's bin link runs it.
+  const compiledCli = join(process.cwd(), 'packages/audit/dist/audit-verify.cli.js');
   (existsSync(compiledCli) ? it : it.skip)(
     'should report the broken seq from the compiled CLI when a row is edited',
     async () => {
+      const binDir = mkdtempSync(join(tmpdir(), 'audit-bin-'));
+      const bin = join(binDir, 'duo-audit-verify');
+      symlinkSync(compiledCli, bin);
       const env = { ...process.env, DATABASE_URL: db.url, AUDIT_CHAIN_KEY: TEST_CHAIN_KEY };
-      const ok = await run('node', [compiledCli], { env });
-      expect(ok.stdout).toContain('audit chain OK: 10 events verified');
-      await ds.query(`UPDATE audit_events SET username = 'mallory' WHERE seq = 2`);
-      await expect(run('node', [compiledCli], { env })).rejects.toMatchObject({
-        code: 1,
-        stdout: expect.stringContaining('BROKEN at seq 2'),
-      });
+      try {
+        const ok = await run('node', [bin], { env });
+        expect(ok.stdout).toContain('audit chain OK: 10 events verified');
+        await ds.query(`UPDATE audit_events SET username = 'mallory' WHERE seq = 2`);
+        await expect(run('node', [bin], { env })).rejects.toMatchObject({
+          code: 1,
+          stdout: expect.stringContaining('BROKEN at seq 2'),
+        });
+      } finally {
+        rmSync(binDir, { recursive: true, force: true });
+      }
     },
   );
 });

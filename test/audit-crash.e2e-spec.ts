@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, freePort, location, simulatorEnv } from './utils/app-harness.js';
 import {
   adminQuery,
@@ -38,11 +38,15 @@ function newest(dir: string): number {
   return latest;
 }
 
-/** `npx nest build` unless dist is already newer than every source (npm test builds first). */
+/** `npm run build` unless dist is already newer than every source (npm test builds first). */
 function ensureBuilt(): void {
-  const sources = Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'migrations')));
+  const sources = Math.max(
+    newest(join(ROOT, 'src')),
+    newest(join(ROOT, 'migrations')),
+    ...['core', 'audit', 'simulator'].map((name) => newest(join(ROOT, 'packages', name, 'src'))),
+  );
   if (!existsSync(MAIN) || statSync(MAIN).mtimeMs < sources) {
-    execFileSync('npx', ['nest', 'build'], { cwd: ROOT, stdio: 'pipe' });
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'pipe' });
   }
 }
 

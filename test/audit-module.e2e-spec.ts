@@ -4,9 +4,9 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditModule } from '../src/audit/audit.module.js';
-import { AuditRepository } from '../src/audit/audit.repository.js';
-import { AuditService } from '../src/audit/audit.service.js';
+import { AuditModule } from '../packages/audit/src/audit.module.js';
+import { AuditRepository } from '../packages/audit/src/audit.repository.js';
+import { AuditService } from '../packages/audit/src/audit.service.js';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options.js';
 import { TEST_CHAIN_KEY } from './support/audit-db.js';
 

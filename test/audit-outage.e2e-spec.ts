@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { resolveAuditOptions } from '../src/audit/audit.options.js';
-import { AuditService, type AuditRecordResult } from '../src/audit/audit.service.js';
-import { AuditUnavailableError } from '../src/audit/audit.errors.js';
+import { resolveAuditOptions } from '../packages/audit/src/audit.options.js';
+import { AuditService, type AuditRecordResult } from '../packages/audit/src/audit.service.js';
+import { AuditUnavailableError } from '../packages/audit/src/audit.errors.js';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options.js';
 import {
   TEST_CHAIN_KEY,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
-import { AuditRepository, type AuditEventType } from '../src/audit/index.js';
-import type { DuoAuthContext } from '../src/duo/index.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { AuditRepository, type AuditEventType } from '@duo-nest/audit';
+import type { DuoAuthContext } from '@duo-nest/core';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { launchChromium, screenshotter } from './utils/browser.js';
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import type { DuoAuthContext } from '../src/duo/index.js';
-import type { AuditEventInput } from '../src/audit/audit-events.js';
-import { buildAuditRecord } from '../src/audit/audit-record.js';
-import { AuditQueryError } from '../src/audit/audit.repository.js';
-import type { TypeOrmAuditRepository } from '../src/audit/typeorm-audit.repository.js';
+import type { DuoAuthContext } from '@duo-nest/core';
+import type { AuditEventInput } from '../packages/audit/src/audit-events.js';
+import { buildAuditRecord } from '../packages/audit/src/audit-record.js';
+import { AuditQueryError } from '../packages/audit/src/audit.repository.js';
+import type { TypeOrmAuditRepository } from '../packages/audit/src/typeorm-audit.repository.js';
 import {
   ENGINES,
   auditRepository,

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { AuditRepository, AuditService } from '../src/audit/index.js';
-import { DuoSessionService } from '../src/duo/internal.js';
-import type { AuditRecord } from '../src/audit/audit-record.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { AuditRepository, AuditService } from '@duo-nest/audit';
+import { DuoSessionService } from '@duo-nest/core/internal';
+import type { AuditRecord } from '../packages/audit/src/audit-record.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,

@@ -1,9 +1,9 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { type PendingLoginStore } from '../src/duo/index.js';
-import { DUO_PENDING_LOGIN_STORE } from '../src/duo/internal.js';
-import { DuoStoreError } from '../src/duo/stores/store.errors.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { type PendingLoginStore } from '@duo-nest/core';
+import { DUO_PENDING_LOGIN_STORE } from '@duo-nest/core/internal';
+import { DuoStoreError } from '../packages/core/src/stores/store.errors.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
 import {
   auditEvents,

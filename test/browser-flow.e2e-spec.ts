@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
-import { DuoFlowService } from '../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { DuoFlowService } from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { launchChromium, screenshotter } from './utils/browser.js';
 

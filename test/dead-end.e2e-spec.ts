@@ -1,7 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { type PendingLoginStore, type SessionStore } from '../src/duo/index.js';
-import { DUO_PENDING_LOGIN_STORE, DUO_SESSION_STORE, DuoFlowService } from '../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { type PendingLoginStore, type SessionStore } from '@duo-nest/core';
+import {
+  DUO_PENDING_LOGIN_STORE,
+  DUO_SESSION_STORE,
+  DuoFlowService,
+} from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,

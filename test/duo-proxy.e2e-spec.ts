@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { validateEnv } from '../src/config/env.validation.js';
-import { DuoClient, DuoConfigError, DuoError } from '../src/duo/index.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { DuoClient, DuoConfigError, DuoError } from '@duo-nest/core';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, freePort, location, startApp, type RunningApp } from './utils/app-harness.js';
 import { startConnectProxy, type ConnectProxy } from './utils/connect-proxy.js';
 import {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { HEALTH_FAULTS, startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { HEALTH_FAULTS, startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,

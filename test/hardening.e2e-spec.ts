@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { AuditRepository } from '../src/audit/index.js';
-import { DuoCircuitBreaker } from '../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { AuditRepository } from '@duo-nest/audit';
+import { DuoCircuitBreaker } from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // The defences of issue 6 part 2-4 that the case families lean on: CSRF, security headers,

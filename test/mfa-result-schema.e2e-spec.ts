@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { DuoClient, type DuoMfaResult } from '../src/duo/index.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { DuoClient, type DuoMfaResult } from '@duo-nest/core';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 
 // Real MFA results (our client against the simulator over HTTP) validated against the seed's output
 // schema, shared/duo/mfa-output.schema.json (a copy lives in test/fixtures so the suite runs alone).

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { createPgDatabase, openDataSource, type TestDatabase } from './support/audit-db.js';
 import { Browser, freePort, location, simulatorEnv } from './utils/app-harness.js';
 import {
@@ -130,9 +130,11 @@ async function auditRows(where: {
 
 beforeAll(async () => {
   if (!existsSync(MAIN)) {
-    const build = spawnSync('npx', ['nest', 'build'], { cwd: ROOT, stdio: 'pipe' });
+    const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'pipe' });
     if (build.status !== 0) {
-      throw new Error(`nest build failed:\n${build.stdout.toString()}${build.stderr.toString()}`);
+      throw new Error(
+        `npm run build failed:\n${build.stdout.toString()}${build.stderr.toString()}`,
+      );
     }
   }
   workDir = mkdtempSync(join(tmpdir(), 'duo-multi-'));

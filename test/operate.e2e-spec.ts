@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
-import { DuoHealthService } from '../src/duo/internal.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
+import { DuoHealthService } from '@duo-nest/core/internal';
 import { createPgDatabase, type TestDatabase } from './support/audit-db.js';
 import {
   Browser,

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { AuditRepository } from '../src/audit/index.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { AuditRepository } from '@duo-nest/audit';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // Case family RL (security-cases.md §2.10): rate limits on sign-on start (per IP, per username)

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options.js';
-import { DuoFlowService } from '../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { DuoFlowService } from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
 
 // Case family RED (security-cases.md §2.11): the sign-on flows run with recognisable canary

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AuditRepository } from '../src/audit/index.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { AuditRepository } from '@duo-nest/audit';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 
 // Case family RDR (security-cases.md §2.3): redirect handling and callback parameters, over HTTP

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Cluster } from 'ioredis';
-import { RedisRateLimitStore } from '../src/duo/index.js';
-import { RateLimiter, type RateLimitRule } from '../src/duo/internal.js';
+import { RedisRateLimitStore } from '@duo-nest/core';
+import { RateLimiter, type RateLimitRule } from '@duo-nest/core/internal';
 import { startRedisCluster, type RedisClusterFixture } from './support/redis-cluster.js';
 
 // Issue hardening-2 item 7: the Redis stores and the rate limiter on a local three-master Redis

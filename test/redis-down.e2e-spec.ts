@@ -4,8 +4,8 @@ import {
   DUO_OPTIONS,
   DuoSessionService,
   type NormalizedDuoModuleOptions,
-} from '../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+} from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import {
   auditEvents,

@@ -2,14 +2,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jes
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { RequestMethod } from '@nestjs/common';
 import { MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
-import { type MfaSession, type SessionLookup, type SessionStore } from '../src/duo/index.js';
+import { type MfaSession, type SessionLookup, type SessionStore } from '@duo-nest/core';
 import {
   DUO_OPTIONS,
   DUO_SESSION_STORE,
   type NormalizedDuoModuleOptions,
-} from '../src/duo/internal.js';
-import { DUO_PUBLIC } from '../src/duo/duo.decorators.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+} from '@duo-nest/core/internal';
+import { DUO_PUBLIC } from '../packages/core/src/duo.decorators.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
 import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn } from './utils/duo-flow.js';
 

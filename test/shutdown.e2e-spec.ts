@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, freePort, location } from './utils/app-harness.js';
 
 // Graceful shutdown of the built app (dist/src/main.js, built by `npm test` before Jest runs): a

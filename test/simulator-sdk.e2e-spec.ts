@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Client } from '@duosecurity/duo_universal';
 import { Agent, request } from 'node:https';
-import { startSimulator } from '../src/simulator/index.js';
+import { startSimulator } from '@duo-nest/simulator';
 import { makeSelfSignedCertificate } from './utils/tls.js';
-import type { HealthFault, RunningSimulator, TokenFault } from '../src/simulator/types.js';
+import type { HealthFault, RunningSimulator, TokenFault } from '../packages/simulator/src/types.js';
 
 // Duo's official Node SDK (3.0.0) against the simulator over HTTPS. The SDK pins Duo's CAs: its
 // constructor builds `this.axios = axios.create({ httpsAgent: new https.Agent({ ca: DUO_PINNED_CERT }) })`

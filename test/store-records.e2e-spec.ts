@@ -5,8 +5,8 @@ import {
   DUO_OPTIONS,
   DuoSessionService,
   type NormalizedDuoModuleOptions,
-} from '../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+} from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, location, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
 import {
   auditEvents,

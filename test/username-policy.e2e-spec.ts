@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '../src/simulator/index.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
 import {
   auditEvents,

@@ -1,5 +1,5 @@
-import type { AuditEventInput, AuditService } from '../audit/index.js';
-import type { DuoAuthEvent } from '../duo/index.js';
+import type { AuditEventInput, AuditService } from '@duo-nest/audit';
+import type { DuoAuthEvent } from '@duo-nest/core';
 
 /** Maps the Duo library's auth events to audit records: Duo's auth_context, never its tokens. */
 export function toAuditInput(event: DuoAuthEvent): AuditEventInput {

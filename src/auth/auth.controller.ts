@@ -12,13 +12,13 @@ import {
   SkipMfa,
   type DuoFormFieldsValue,
   type MfaSession,
-} from '../duo/index.js';
+} from '@duo-nest/core';
 import {
   InjectDuoOptions,
   PAGE_CSP,
   pageCsp,
   type NormalizedDuoModuleOptions,
-} from '../duo/internal.js';
+} from '@duo-nest/core/internal';
 import { resultPage, signOnPage } from './auth.pages.js';
 import { SIGN_ON_START_PATH } from './auth.paths.js';
 

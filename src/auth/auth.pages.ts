@@ -1,4 +1,4 @@
-import { escapeHtml, page } from '../duo/internal.js';
+import { escapeHtml, page } from '@duo-nest/core/internal';
 
 const NOTICES: Record<string, string> = {
   mfa_required: 'Please sign on to open that page.',

@@ -1,4 +1,4 @@
-import type { DuoModuleOptions } from '../duo/index.js';
+import type { DuoModuleOptions } from '@duo-nest/core';
 import type { AppEnv } from './env.validation.js';
 
 /** Maps the validated environment to DuoModule options (the module validates them again). */

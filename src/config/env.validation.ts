@@ -8,14 +8,15 @@ import {
   isValidClientSecret,
   isValidRedirectUri,
   parseApiHost,
-} from '../duo/internal.js';
-import { parseProxyUrl, readCaFile } from '../duo/duo-transport.js';
+  parseProxyUrl,
+  readCaFile,
+} from '@duo-nest/core/internal';
 import {
   DUO_ADMIN_ENV_VARIABLES,
   DUO_ADMIN_MESSAGES,
   isValidAdminIntegrationKey,
   isValidAdminSecretKey,
-} from '../audit/admin-api/admin-api-options.js';
+} from '@duo-nest/audit';
 
 /** Every environment variable the app reads, parsed and typed. See README "Configuration". */
 export interface AppEnv {

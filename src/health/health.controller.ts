@@ -16,13 +16,13 @@ import {
 } from '@nestjs/terminus';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
-import { SkipMfa } from '../duo/index.js';
+import { SkipMfa } from '@duo-nest/core';
 import {
   DuoCircuitBreaker,
   DuoHealthService,
   InjectDuoOptions,
   type NormalizedDuoModuleOptions,
-} from '../duo/internal.js';
+} from '@duo-nest/core/internal';
 import { GracefulShutdownService } from '../lifecycle/graceful-shutdown.service.js';
 
 /**

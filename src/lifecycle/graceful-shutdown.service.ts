@@ -8,8 +8,8 @@ import {
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
-import { AuditService } from '../audit/index.js';
-import { InjectDuoOptions, type NormalizedDuoModuleOptions } from '../duo/internal.js';
+import { AuditService } from '@duo-nest/audit';
+import { InjectDuoOptions, type NormalizedDuoModuleOptions } from '@duo-nest/core/internal';
 
 /** Longest wait for the audit spool replay at shutdown (the spool is durable: what is left waits). */
 const REPLAY_BUDGET_MS = 5_000;

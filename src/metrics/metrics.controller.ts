@@ -12,15 +12,15 @@ import {
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Request, Response } from 'express';
-import { AuditService } from '../audit/index.js';
-import { SkipMfa, type PendingLoginStore, type SessionStore } from '../duo/index.js';
+import { AuditService } from '@duo-nest/audit';
+import { SkipMfa, type PendingLoginStore, type SessionStore } from '@duo-nest/core';
 import {
   DUO_PENDING_LOGIN_STORE,
   DUO_SESSION_STORE,
   DuoCircuitBreaker,
   InjectDuoOptions,
   type NormalizedDuoModuleOptions,
-} from '../duo/internal.js';
+} from '@duo-nest/core/internal';
 import { MetricsService } from './metrics.service.js';
 
 function digest(value: string): Buffer {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import type { DuoAuthEvent } from '../duo/index.js';
+import type { DuoAuthEvent } from '@duo-nest/core';
 import { boundedLabel, MetricsService } from './metrics.service.js';
 
 function succeeded(factor: string): DuoAuthEvent {

@@ -13,7 +13,7 @@ import {
   type DuoCallEndpoint,
   type DuoCallObserver,
   type DuoErrorCode,
-} from '../duo/index.js';
+} from '@duo-nest/core';
 
 /** Where the gauges read their values at scrape time (bound by the app once the stores exist). */
 export interface MetricsSources {

@@ -5,7 +5,7 @@ import express, {
   type Response,
 } from 'express';
 import helmet from 'helmet';
-import { type DuoAuthEvent } from '../duo/index.js';
+import { type DuoAuthEvent } from '@duo-nest/core';
 import {
   describeStrictFailure,
   EventAggregator,
@@ -17,7 +17,7 @@ import {
   requestContext,
   type DuoCsrfService,
   type StrictInputFailure,
-} from '../duo/internal.js';
+} from '@duo-nest/core/internal';
 
 /** Largest request body accepted (JSON or form); larger answers 413. */
 export const BODY_LIMIT = '16kb';

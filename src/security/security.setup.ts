@@ -8,7 +8,7 @@ import {
   DuoCsrfService,
   DuoFlowService,
   type NormalizedDuoModuleOptions,
-} from '../duo/internal.js';
+} from '@duo-nest/core/internal';
 import { accessLogMiddleware, AppLogger, type AppLogLevel } from './app-logger.js';
 import {
   BODY_LIMIT,

@@ -1,8 +1,8 @@
 import type { DynamicModule, LoggerService } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
-import type { DuoAuthEvent, DuoModuleOptions } from '../../src/duo/index.js';
-import type { RunningSimulator } from '../../src/simulator/index.js';
+import type { DuoAuthEvent, DuoModuleOptions } from '@duo-nest/core';
+import type { RunningSimulator } from '@duo-nest/simulator';
 import { Browser, freePort } from '../utils/app-harness.js';
 
 /** One of the minimal test apps, listening on 127.0.0.1. */

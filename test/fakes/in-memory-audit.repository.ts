@@ -11,14 +11,14 @@ import {
   verifyChain,
   type ChainHead,
   type ChainVerifyResult,
-} from '../../src/audit/audit-chain.js';
+} from '../../packages/audit/src/audit-chain.js';
 import {
   rowToEvent,
   toAuditTimestamp,
   type AuditEvent,
   type AuditRecord,
   type AuditRow,
-} from '../../src/audit/audit-record.js';
+} from '../../packages/audit/src/audit-record.js';
 import {
   AuditRepository,
   clampAuditLimit,
@@ -29,7 +29,7 @@ import {
   type AuditPurgeResult,
   type AuditStatsBucket,
   type AuditStatsRow,
-} from '../../src/audit/audit.repository.js';
+} from '../../packages/audit/src/audit.repository.js';
 
 export class InMemoryAuditRepository extends AuditRepository {
   readonly rows: AuditRow[] = [];

@@ -23,8 +23,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
-import { buildAuditRecord } from '../../src/audit/audit-record.js';
-import type { TypeOrmAuditRepository } from '../../src/audit/index.js';
+import { buildAuditRecord } from '../../packages/audit/src/audit-record.js';
+import type { TypeOrmAuditRepository } from '@duo-nest/audit';
 import {
   adminQuery,
   auditRepository,

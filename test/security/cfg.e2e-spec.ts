@@ -13,8 +13,8 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { validateEnv } from '../../src/config/env.validation.js';
-import { DuoClient } from '../../src/duo/index.js';
-import { startSimulator } from '../../src/simulator/index.js';
+import { DuoClient } from '@duo-nest/core';
+import { startSimulator } from '@duo-nest/simulator';
 import { startApp } from '../utils/app-harness.js';
 import {
   Browser,

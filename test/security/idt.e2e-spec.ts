@@ -31,7 +31,7 @@ import {
   type TokenAnswer,
   type TokenReply,
 } from './support.js';
-import type { TokenFault } from '../../src/simulator/index.js';
+import type { TokenFault } from '@duo-nest/simulator';
 
 jest.setTimeout(30_000);
 

@@ -18,9 +18,9 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { Browser as Chromium } from 'playwright-core';
-import { type SessionStore } from '../../src/duo/index.js';
-import { DUO_SESSION_STORE } from '../../src/duo/internal.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/index.js';
+import { type SessionStore } from '@duo-nest/core';
+import { DUO_SESSION_STORE } from '@duo-nest/core/internal';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { createPgDatabase, type TestDatabase } from '../support/audit-db.js';
 import { startApp, type RunningApp, simulatorEnv } from '../utils/app-harness.js';
 import { launchChromium } from '../utils/browser.js';

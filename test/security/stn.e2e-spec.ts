@@ -14,8 +14,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { jwtVerify, decodeJwt } from 'jose';
-import { DuoClient, type PendingLoginStore } from '../../src/duo/index.js';
-import { DUO_PENDING_LOGIN_STORE } from '../../src/duo/internal.js';
+import { DuoClient, type PendingLoginStore } from '@duo-nest/core';
+import { DUO_PENDING_LOGIN_STORE } from '@duo-nest/core/internal';
 import {
   auditOf,
   Browser,

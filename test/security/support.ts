@@ -13,12 +13,8 @@ import {
 } from 'node:http';
 import { createConnection, createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { AuditRepository, type AuditEvent, type AuditFilter } from '../../src/audit/index.js';
-import {
-  startSimulator,
-  type RunningSimulator,
-  type SimulatorOptions,
-} from '../../src/simulator/index.js';
+import { AuditRepository, type AuditEvent, type AuditFilter } from '@duo-nest/audit';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '@duo-nest/simulator';
 import { Browser, location, startApp, type RunningApp } from '../utils/app-harness.js';
 
 export const JSON_H = { accept: 'application/json' } as const;

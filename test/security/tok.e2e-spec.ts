@@ -13,11 +13,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { validateEnv } from '../../src/config/env.validation.js';
-import {
-  startSimulator,
-  type RunningSimulator,
-  type TokenFault,
-} from '../../src/simulator/index.js';
+import { startSimulator, type RunningSimulator, type TokenFault } from '@duo-nest/simulator';
 import { startApp, type RunningApp } from '../utils/app-harness.js';
 import { makeSelfSignedCertificate } from '../utils/tls.js';
 import {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { buildTypeOrmOptions } from '../../src/database/typeorm-options.js';
-import { AuditEventEntity } from '../../src/audit/audit-event.entity.js';
-import { TypeOrmAuditRepository } from '../../src/audit/typeorm-audit.repository.js';
+import { AuditEventEntity } from '../../packages/audit/src/audit-event.entity.js';
+import { TypeOrmAuditRepository } from '../../packages/audit/src/typeorm-audit.repository.js';
 
 export const PG_ADMIN_URL =
   process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import type { Cluster, Redis } from 'ioredis';
 
-import { scanKeys, type RedisConnection } from '../../src/duo/stores/redis-script.js';
+import { scanKeys, type RedisConnection } from '../../packages/core/src/stores/redis-script.js';
 import { startRedisCluster, type RedisClusterFixture } from './redis-cluster.js';
 import { RedisScratch } from './redis-scratch.js';
 

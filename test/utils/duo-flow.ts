@@ -1,4 +1,4 @@
-import { AuditRepository, type AuditEvent, type AuditFilter } from '../../src/audit/index.js';
+import { AuditRepository, type AuditEvent, type AuditFilter } from '@duo-nest/audit';
 import { Browser, location, type RunningApp } from './app-harness.js';
 
 export const JSON_ACCEPT = { accept: 'application/json' } as const;

@@ -18,7 +18,7 @@ import {
   type DuoFormFieldsValue,
   type DuoModuleOptions,
   type MfaSession,
-} from '../../../src/duo/index.js';
+} from '@duo-nest/core';
 
 /**
  * Duo alone: the seed's username form is the first factor; DuoModule serves the callback, caps

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CallHandler, DynamicModule, ExecutionContext, NestInterceptor } from '@nestjs/common';
 import { map, type Observable } from 'rxjs';
 import type { TestingModuleBuilder } from '@nestjs/testing';
-import { MfaGuard, type MfaSession } from '../../../src/duo/index.js';
-import { startSimulator, type RunningSimulator } from '../../../src/simulator/index.js';
+import { MfaGuard, type MfaSession } from '@duo-nest/core';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Browser, freePort, location } from '../../utils/app-harness.js';
 import {
   bootTestApp,

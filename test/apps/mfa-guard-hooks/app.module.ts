@@ -8,12 +8,7 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import {
-  DuoModule,
-  MfaGuard,
-  type DuoModuleOptions,
-  type MfaDenial,
-} from '../../../src/duo/index.js';
+import { DuoModule, MfaGuard, type DuoModuleOptions, type MfaDenial } from '@duo-nest/core';
 
 /** The key of the app's internal callers (a real app reads it from its secrets). */
 export const INTERNAL_KEY = 'internal-caller-key-0123456789';

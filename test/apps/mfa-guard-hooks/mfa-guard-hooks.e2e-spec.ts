@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '../../../src/simulator/index.js';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { bootTestApp, simulatorOptions, type TestApp } from '../boot.js';
 import { INTERNAL_KEY, MfaGuardHooksAppModule } from './app.module.js';
 

@@ -23,7 +23,7 @@ import {
   type DuoFormFieldsValue,
   type DuoModuleOptions,
   type MfaSession,
-} from '../../../src/duo/index.js';
+} from '@duo-nest/core';
 
 /** The app's accounts: e-mail and password in, the Duo username out. */
 const ACCOUNTS = new Map<string, { password: string; user: object }>([

@@ -21,7 +21,7 @@ import {
   MfaGuard,
   SkipMfa,
   type DuoFormFieldsValue,
-} from '../../../src/duo/index.js';
+} from '@duo-nest/core';
 
 // Your first factor, as you have it today (here: passport-local with one demo account).
 @Injectable()

@@ -20,7 +20,7 @@ import {
   type DuoFormFieldsValue,
   type DuoModuleOptions,
   type MfaSession,
-} from '../../../src/duo/index.js';
+} from '@duo-nest/core';
 
 /** `routes: false`: the app serves both steps itself, one DuoSignOn call per route. */
 @Controller('sso')
