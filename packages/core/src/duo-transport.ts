@@ -321,9 +321,29 @@ export class DuoTransport {
     );
   }
 
-  /** Closes the proxy or CA agent's idle connections (the app's shutdown). */
-  async close(): Promise<void> {
-    await this.#dispatcher?.close();
+  /**
+   * Closes the proxy or CA agent (the app's shutdown, after its requests are done): gracefully for
+   * up to `graceMs`, then by force, since a tunnel the proxy never answered would hold it forever.
+   */
+  async close(graceMs = 1_000): Promise<void> {
+    const dispatcher = this.#dispatcher;
+    if (!dispatcher) {
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      dispatcher.close().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!closed) {
+      await dispatcher.destroy().catch(() => undefined);
+    }
   }
 
   [kDescribe](): { proxy: string | false; extraCa: number } {
