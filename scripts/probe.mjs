@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 
-const DIST = process.env.PROBE_DIST ?? 'dist';
+// The app's build and the simulator package's build, of this checkout (or another: PROBE_ROOT).
+const ROOT = process.env.PROBE_ROOT ?? '.';
 const findings = [];
 const results = [];
 
@@ -104,12 +105,12 @@ async function main() {
   const appUrl = `http://127.0.0.1:${appPort}`;
   const sim = spawn(
     process.execPath,
-    [`${DIST}/src/simulator/main.js`, '--port', String(simPort), '--client-id', clientId,
+    [`${ROOT}/packages/simulator/dist/main.js`, '--port', String(simPort), '--client-id', clientId,
       '--client-secret', clientSecret, '--auto', 'allow'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const appLog = [];
-  const app = spawn(process.execPath, [`${DIST}/src/main.js`], {
+  const app = spawn(process.execPath, [`${ROOT}/dist/src/main.js`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH,
