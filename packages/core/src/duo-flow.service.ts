@@ -27,7 +27,7 @@ import { storeCall } from './duo-store-call.js';
 import { checkUsername, type UsernameRefusal } from './duo-text-policy.js';
 import type { DuoMfaResult } from './duo.types.js';
 import { InjectDuoOptions, InjectPendingLoginStore } from './duo.tokens.js';
-import type { PendingLogin, PendingLoginStore } from './stores/pending-login.store.js';
+import type { PendingLogin, PendingLoginStore } from './stores/pending-login-store.interface.js';
 import { DuoStoreError, PendingLoginStoreFullError } from './stores/store.errors.js';
 
 export { clientIpOf, requestContext } from './duo-request-context.js';

@@ -2,9 +2,9 @@ import type { Request } from 'express';
 import type { Cluster, Redis } from 'ioredis';
 import type { DuoClientOptions } from './duo-client-options.js';
 import type { DuoAuthEvent } from './duo-events.js';
-import type { PendingLoginStore } from './stores/pending-login.store.js';
-import type { RateLimitStore } from './stores/rate-limit.store.js';
-import type { SessionStore } from './stores/session.store.js';
+import type { PendingLoginStore } from './stores/pending-login-store.interface.js';
+import type { RateLimitStore } from './stores/rate-limit-store.interface.js';
+import type { SessionStore } from './stores/session-store.interface.js';
 
 /**
  * The sign-on caps (fixed windows). Starts are counted per client IP before anything else, then

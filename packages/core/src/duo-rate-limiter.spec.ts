@@ -5,7 +5,7 @@ import {
   RateLimiter,
   type RateLimitRule,
 } from './duo-rate-limiter.js';
-import { MemoryRateLimitStore } from './stores/rate-limit.store.js';
+import { MemoryRateLimitStore } from './stores/memory-rate-limit.store.js';
 
 const rule: RateLimitRule = { name: 'login_user', limit: 2, windowMs: 1000 };
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { RateLimitStore } from './stores/rate-limit.store.js';
+import type { RateLimitStore } from './stores/rate-limit-store.interface.js';
 
 /** A limit: at most `limit` hits per `windowMs` per key; 0 turns it off. */
 export interface RateLimitRule {

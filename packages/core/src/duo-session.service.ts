@@ -11,7 +11,7 @@ import type {
   NewMfaSession,
   SessionLookup,
   SessionStore,
-} from './stores/session.store.js';
+} from './stores/session-store.interface.js';
 
 const MISSING: SessionLookup = Object.freeze({ status: 'missing' });
 

@@ -14,7 +14,7 @@ import {
 } from './duo-rate-limiter.js';
 import { requestContext } from './duo-request-context.js';
 import { DUO_RATE_LIMIT_STORE, InjectDuoOptions } from './duo.tokens.js';
-import type { RateLimitStore } from './stores/rate-limit.store.js';
+import type { RateLimitStore } from './stores/rate-limit-store.interface.js';
 
 /** Requests whose start checks (per-IP cap, CSRF) already ran: DuoCsrfGuard, then DuoStartGuard. */
 const START_CHECKED = new WeakSet<object>();

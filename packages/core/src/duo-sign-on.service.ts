@@ -8,7 +8,7 @@ import { DuoHttpException } from './duo-http.exception.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { DuoSessionService } from './duo-session.service.js';
 import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
-import type { MfaSession } from './stores/session.store.js';
+import type { MfaSession } from './stores/session-store.interface.js';
 import { InjectDuoOptions } from './duo.tokens.js';
 import { DuoStrategy } from './duo.strategy.js';
 import { ANSWERED, runDuoStrategy } from './duo-strategy.runner.js';

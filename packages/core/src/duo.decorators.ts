@@ -1,6 +1,6 @@
 import { createParamDecorator, SetMetadata, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
-import type { MfaSession } from './stores/session.store.js';
+import type { MfaSession } from './stores/session-store.interface.js';
 
 /** Metadata key of @SkipMfa() (the value stays 'duo:public' so @Public() routes keep working). */
 export const DUO_SKIP_MFA = 'duo:public';

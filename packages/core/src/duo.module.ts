@@ -30,22 +30,16 @@ import {
   DUO_SESSION_STORE,
 } from './duo.tokens.js';
 import { MfaGuard } from './mfa.guard.js';
-import {
-  MemoryPendingLoginStore,
-  RedisPendingLoginStore,
-  type PendingLoginStore,
-} from './stores/pending-login.store.js';
+import { MemoryPendingLoginStore } from './stores/memory-pending-login.store.js';
+import type { PendingLoginStore } from './stores/pending-login-store.interface.js';
+import { RedisPendingLoginStore } from './stores/redis-pending-login.store.js';
 import { StoreRecordSealer, type InvalidStoreRecordHandler } from './stores/record-seal.js';
-import {
-  MemoryRateLimitStore,
-  RedisRateLimitStore,
-  type RateLimitStore,
-} from './stores/rate-limit.store.js';
-import {
-  MemorySessionStore,
-  RedisSessionStore,
-  type SessionStore,
-} from './stores/session.store.js';
+import { MemoryRateLimitStore } from './stores/memory-rate-limit.store.js';
+import type { RateLimitStore } from './stores/rate-limit-store.interface.js';
+import { RedisRateLimitStore } from './stores/redis-rate-limit.store.js';
+import { MemorySessionStore } from './stores/memory-session.store.js';
+import { RedisSessionStore } from './stores/redis-session.store.js';
+import type { SessionStore } from './stores/session-store.interface.js';
 
 /** Token of the built-in stores' shared record sealer and invalid-record report (internal). */
 const STORE_SEAL = Symbol('DUO_STORE_SEAL');

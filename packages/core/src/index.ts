@@ -46,26 +46,19 @@ export type * from './duo.types.js';
 export { DUO_AUTH_EVENT_TYPES, type DuoAuthEvent, type DuoAuthEventType } from './duo-events.js';
 
 // Stores: the interfaces with their memory and Redis implementations, and the record sealer.
-export {
-  MemoryPendingLoginStore,
-  RedisPendingLoginStore,
-  type PendingLogin,
-  type PendingLoginStore,
-  type TakeResult,
-} from './stores/pending-login.store.js';
-export {
-  MemorySessionStore,
-  RedisSessionStore,
-  type MfaSession,
-  type SessionLookup,
-  type SessionStore,
-} from './stores/session.store.js';
-export {
-  MemoryRateLimitStore,
-  RedisRateLimitStore,
-  type RateLimitHit,
-  type RateLimitStore,
-} from './stores/rate-limit.store.js';
+export { MemoryPendingLoginStore } from './stores/memory-pending-login.store.js';
+export { RedisPendingLoginStore } from './stores/redis-pending-login.store.js';
+export type {
+  PendingLogin,
+  PendingLoginStore,
+  TakeResult,
+} from './stores/pending-login-store.interface.js';
+export { MemorySessionStore } from './stores/memory-session.store.js';
+export { RedisSessionStore } from './stores/redis-session.store.js';
+export type { MfaSession, SessionLookup, SessionStore } from './stores/session-store.interface.js';
+export { MemoryRateLimitStore } from './stores/memory-rate-limit.store.js';
+export { RedisRateLimitStore } from './stores/redis-rate-limit.store.js';
+export type { RateLimitHit, RateLimitStore } from './stores/rate-limit-store.interface.js';
 export {
   StoreRecordSealer,
   STORE_RECORD_KEY_INFO,

@@ -61,7 +61,7 @@ export {
   type RateLimitDecision,
   type RateLimitRule,
 } from './duo-rate-limiter.js';
-export { MEMORY_RATE_LIMIT_MAX_KEYS } from './stores/rate-limit.store.js';
+export { MEMORY_RATE_LIMIT_MAX_KEYS } from './stores/memory-rate-limit.store.js';
 export { DuoFormFieldsPipe } from './duo-form-fields.decorator.js';
 export { showUnsafe } from './duo-text-policy.js';
 export { parseProxyUrl, readCaFile } from './duo-transport.js';

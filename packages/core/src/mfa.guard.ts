@@ -12,7 +12,7 @@ import { DuoError } from './duo.errors.js';
 import { DuoHttpException } from './duo-http.exception.js';
 import { DuoFlowService, requestContext } from './duo-flow.service.js';
 import { DuoSessionService } from './duo-session.service.js';
-import type { MfaSession, SessionLookup } from './stores/session.store.js';
+import type { MfaSession, SessionLookup } from './stores/session-store.interface.js';
 
 /** What a route's decorators ask of MfaGuard, read once per handler and class. */
 interface RoutePolicy {

@@ -4,14 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MEMORY_RECORDS, StoreRecordSealer, type InvalidStoreRecord } from './record-seal.js';
 import type { RedisConnection } from './redis-script.js';
 
+import { MemoryPendingLoginStore } from './memory-pending-login.store.js';
+import { PENDING_LOGIN_BOUNDS } from './pending-login-record.js';
+import type { PendingLogin, PendingLoginStore } from './pending-login-store.interface.js';
 import {
-  MemoryPendingLoginStore,
-  PENDING_LOGIN_BOUNDS,
-  type PendingLogin,
-  type PendingLoginStore,
   RedisPendingLoginStore,
   type RedisPendingLoginStoreOptions,
-} from './pending-login.store.js';
+} from './redis-pending-login.store.js';
 import { storeBackends } from '../../../../test/support/store-backends.js';
 import { DuoStoreError, PendingLoginStoreFullError } from './store.errors.js';
 

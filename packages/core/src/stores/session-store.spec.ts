@@ -3,15 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MEMORY_RECORDS, StoreRecordSealer, type InvalidStoreRecord } from './record-seal.js';
 import type { RedisConnection } from './redis-script.js';
-import {
-  MemorySessionStore,
-  type NewMfaSession,
-  RedisSessionStore,
-  type RedisSessionStoreOptions,
-  SESSION_MAX_DATA_BYTES,
-  type SessionStore,
-  type SessionTimeoutOptions,
-} from './session.store.js';
+import { MemorySessionStore } from './memory-session.store.js';
+import { RedisSessionStore, type RedisSessionStoreOptions } from './redis-session.store.js';
+import { SESSION_MAX_DATA_BYTES } from './session-record.js';
+import type {
+  NewMfaSession,
+  SessionStore,
+  SessionTimeoutOptions,
+} from './session-store.interface.js';
 import { storeBackends, type StoreBackend } from '../../../../test/support/store-backends.js';
 
 const backends = storeBackends('duo-sess', { beforeAll, afterAll });

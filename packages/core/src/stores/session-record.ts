@@ -1,0 +1,295 @@
+// A session record: its bounds and id, the checks of a session given to `create` or read back,
+// its timeouts, and its codec (the identity JSON, the times field, what the MAC covers). Shared by
+// the memory and the Redis session stores.
+import { randomBytes } from 'node:crypto';
+
+import { DuoStoreError } from './store.errors.js';
+import {
+  isBase64Url,
+  isCleanString,
+  isEpoch,
+  isPlainObject,
+  parseJson,
+  positiveIntOption,
+  sha256Base64Url,
+  utf8Length,
+} from './store-validation.js';
+import type {
+  MfaSession,
+  SessionExpiryReason,
+  SessionTimeoutOptions,
+} from './session-store.interface.js';
+
+/** Largest serialized `data` accepted (and read back). */
+export const SESSION_MAX_DATA_BYTES = 16 * 1024;
+export const SESSION_ID_BYTES = 32;
+
+export const SESSION_BOUNDS = {
+  username: { max: 255 },
+  txid: { max: 128 },
+  factor: { max: 64 },
+  groups: { maxItems: 256, maxLength: 256 },
+} as const;
+
+/** True when `id` has the shape of an id `create` generates. */
+export function isSessionId(id: unknown): id is string {
+  return isBase64Url(id, 43, 43);
+}
+
+/** Generates a session id: 256 bits from the CSPRNG, base64url. */
+export function generateSessionId(): string {
+  return randomBytes(SESSION_ID_BYTES).toString('base64url');
+}
+
+/** The key a store files a session under: base64url SHA-256 of the raw id. */
+export function hashSessionId(id: string): string {
+  return sha256Base64Url(id);
+}
+
+export interface SessionCore {
+  username: string;
+  mfa: boolean;
+  failOpen: boolean;
+  txid?: string;
+  factor?: string;
+  authTime?: number;
+  groups: string[];
+}
+
+export interface SessionTimes {
+  createdAt: number;
+  lastSeenAt: number;
+  idleExpiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+function optionalClean(value: unknown, max: number): boolean {
+  return value === undefined || isCleanString(value, 1, max);
+}
+
+/** Checks the identity part of a session (input or read back) and copies the known fields. */
+export function parseCore(value: unknown): SessionCore | undefined {
+  if (!isPlainObject(value)) {
+    return undefined;
+  }
+  const v = value;
+  const g = SESSION_BOUNDS.groups;
+  if (
+    !isCleanString(v.username, 1, SESSION_BOUNDS.username.max) ||
+    typeof v.mfa !== 'boolean' ||
+    typeof v.failOpen !== 'boolean' ||
+    (v.mfa && v.failOpen) ||
+    !optionalClean(v.txid, SESSION_BOUNDS.txid.max) ||
+    !optionalClean(v.factor, SESSION_BOUNDS.factor.max) ||
+    (v.authTime !== undefined && !isEpoch(v.authTime)) ||
+    !Array.isArray(v.groups) ||
+    v.groups.length > g.maxItems ||
+    !v.groups.every((x) => isCleanString(x, 1, g.maxLength))
+  ) {
+    return undefined;
+  }
+  const core: SessionCore = {
+    username: v.username,
+    mfa: v.mfa,
+    failOpen: v.failOpen,
+    groups: [...v.groups],
+  };
+  if (v.txid !== undefined) {
+    core.txid = v.txid as string;
+  }
+  if (v.factor !== undefined) {
+    core.factor = v.factor as string;
+  }
+  if (v.authTime !== undefined) {
+    core.authTime = v.authTime;
+  }
+  return core;
+}
+
+export function invalidSession(): DuoStoreError {
+  return new DuoStoreError(
+    'invalid_record',
+    'The session is malformed: check username, mfa/failOpen (never both true), txid, factor, ' +
+      'authTime (seconds) and groups (strings)',
+  );
+}
+
+/** Serializes app data; throws when it is not a small JSON object. */
+export function serializeData(data: unknown): string {
+  if (!isPlainObject(data)) {
+    throw new DuoStoreError('invalid_record', 'Session data must be a plain JSON object');
+  }
+  let json: string;
+  try {
+    json = JSON.stringify(data);
+  } catch (err) {
+    throw new DuoStoreError('invalid_record', 'Session data must be JSON-serializable', {
+      cause: err,
+    });
+  }
+  if (utf8Length(json) > SESSION_MAX_DATA_BYTES) {
+    throw new DuoStoreError(
+      'record_too_large',
+      `Session data exceeds ${SESSION_MAX_DATA_BYTES} bytes once serialized`,
+    );
+  }
+  return json;
+}
+
+function parseData(json: unknown): Record<string, unknown> | undefined {
+  if (typeof json !== 'string' || utf8Length(json) > SESSION_MAX_DATA_BYTES) {
+    return undefined;
+  }
+  const data = parseJson(json);
+  return isPlainObject(data) ? data : undefined;
+}
+
+function validTimes(t: SessionTimes): boolean {
+  return (
+    isEpoch(t.createdAt) &&
+    isEpoch(t.lastSeenAt) &&
+    isEpoch(t.idleExpiresAt) &&
+    isEpoch(t.absoluteExpiresAt) &&
+    t.lastSeenAt >= t.createdAt &&
+    t.idleExpiresAt > t.lastSeenAt &&
+    t.absoluteExpiresAt > t.createdAt
+  );
+}
+
+export function expiryReason(t: SessionTimes, now: number): SessionExpiryReason | undefined {
+  if (now >= t.absoluteExpiresAt) {
+    return 'absolute';
+  }
+  return now >= t.idleExpiresAt ? 'idle' : undefined;
+}
+
+export interface NormalizedTimeouts {
+  idleTimeoutMs: number;
+  absoluteTimeoutMs: number;
+  touchIntervalMs: number;
+  clock: () => number;
+}
+
+export function normalizeTimeouts(options: SessionTimeoutOptions): NormalizedTimeouts {
+  const idleTimeoutMs = positiveIntOption('idleTimeoutMs', options.idleTimeoutMs, 15 * 60_000);
+  const absoluteTimeoutMs = positiveIntOption(
+    'absoluteTimeoutMs',
+    options.absoluteTimeoutMs,
+    8 * 3_600_000,
+  );
+  // A minute, or half the idle timeout when that is shorter (an idle timeout of 60 s must still boot).
+  const touchIntervalMs =
+    options.touchIntervalMs ?? Math.min(60_000, Math.floor(idleTimeoutMs / 2));
+  if (!Number.isSafeInteger(touchIntervalMs) || touchIntervalMs < 0) {
+    throw new RangeError('touchIntervalMs must be a non-negative integer');
+  }
+  if (touchIntervalMs >= idleTimeoutMs) {
+    throw new RangeError('touchIntervalMs must be below idleTimeoutMs');
+  }
+  return { idleTimeoutMs, absoluteTimeoutMs, touchIntervalMs, clock: options.clock ?? Date.now };
+}
+
+export function newTimes(now: number, t: NormalizedTimeouts): SessionTimes {
+  return {
+    createdAt: now,
+    lastSeenAt: now,
+    idleExpiresAt: now + t.idleTimeoutMs,
+    absoluteExpiresAt: now + t.absoluteTimeoutMs,
+  };
+}
+
+export function assemble(
+  id: string,
+  core: SessionCore,
+  times: SessionTimes,
+  data: Record<string, unknown>,
+): MfaSession {
+  return { id, ...core, groups: [...core.groups], ...times, data };
+}
+
+/**
+ * The identity JSON of a session (field `c` in Redis): its id hash, every identity field in a fixed
+ * order, and its creation time. The MAC covers this exact text.
+ */
+export function coreJson(hash: string, core: SessionCore, createdAt: number): string {
+  return JSON.stringify({
+    v: 1,
+    h: hash,
+    username: core.username,
+    mfa: core.mfa,
+    failOpen: core.failOpen,
+    txid: core.txid,
+    factor: core.factor,
+    authTime: core.authTime,
+    groups: core.groups,
+    createdAt,
+  });
+}
+
+/** What a session's MAC covers, in a fixed order: kind, key name, identity, times, data, user index. */
+export function sealParts(keyName: string, c: string, t: string, d: string, u: string): string[] {
+  return ['session/v1', keyName, c, t, d, u];
+}
+
+/**
+ * A session whose `data` is parsed from JSON on first read: guards that only check identity and
+ * timestamps never pay for it, and every caller still gets its own copy. (An accessor in the
+ * literal keeps the object's shape fast; redefining the property per session did not.)
+ */
+export function assembleLazy(
+  id: string,
+  core: SessionCore,
+  times: SessionTimes,
+  dataJson: string,
+): MfaSession {
+  let data: Record<string, unknown> | undefined;
+  return {
+    id,
+    ...core,
+    groups: [...core.groups],
+    ...times,
+    get data(): Record<string, unknown> {
+      return (data ??= JSON.parse(dataJson) as Record<string, unknown>);
+    },
+    set data(value: Record<string, unknown>) {
+      data = value;
+    },
+  };
+}
+
+const TIMES = /^(\d{1,16}),(\d{1,16}),(\d{1,16})$/;
+
+export function formatTimes(t: SessionTimes): string {
+  return `${t.lastSeenAt},${t.idleExpiresAt},${t.absoluteExpiresAt}`;
+}
+
+/** A session record's parsed parts: identity, times and app data. */
+export interface SessionRecordParts {
+  core: SessionCore;
+  times: SessionTimes;
+  data: Record<string, unknown>;
+}
+
+/** Parses a session hash whose MAC has passed (the shape is still checked: defence in depth). */
+export function readBack(
+  hash: string,
+  fields: Record<string, string>,
+): SessionRecordParts | undefined {
+  const c = parseJson(fields.c);
+  if (!isPlainObject(c) || c.v !== 1 || c.h !== hash || !isEpoch(c.createdAt)) {
+    return undefined;
+  }
+  const core = parseCore(c);
+  const m = typeof fields.t === 'string' ? TIMES.exec(fields.t) : null;
+  const data = parseData(fields.d);
+  if (!core || !m || !data || fields.u !== sha256Base64Url(core.username)) {
+    return undefined;
+  }
+  const times: SessionTimes = {
+    createdAt: c.createdAt,
+    lastSeenAt: Number(m[1]),
+    idleExpiresAt: Number(m[2]),
+    absoluteExpiresAt: Number(m[3]),
+  };
+  return validTimes(times) ? { core, times, data } : undefined;
+}

@@ -1,0 +1,79 @@
+import type { StoreSealOptions } from './record-seal.js';
+
+/**
+ * A signed-on user's server-side session. The raw `id` is the cookie value and is never stored:
+ * stores key sessions (and per-user indexes) by `sha256(id)`.
+ */
+export interface MfaSession {
+  /** The raw session id (cookie value): 256 bits from the CSPRNG, 43 base64url characters. */
+  id: string;
+  username: string;
+  /** True only when Duo MFA really completed; false for a fail-open session. */
+  mfa: boolean;
+  /** True when the session was opened because Duo was unreachable and failmode is open. */
+  failOpen: boolean;
+  txid?: string;
+  factor?: string;
+  /** Duo's `auth_time`, in seconds. */
+  authTime?: number;
+  groups: string[];
+  /** ms since the epoch. */
+  createdAt: number;
+  /** ms since the epoch; moves at most once per `touchIntervalMs`. */
+  lastSeenAt: number;
+  /** lastSeenAt + idleTimeoutMs. */
+  idleExpiresAt: number;
+  /** createdAt + absoluteTimeoutMs. */
+  absoluteExpiresAt: number;
+  /** Small app data (a CSRF token, the last MFA result summary): a JSON object of at most 16 KiB. */
+  data: Record<string, unknown>;
+}
+
+/** What `create` takes: the store adds the id and the timestamps. */
+export type NewMfaSession = Omit<
+  MfaSession,
+  'id' | 'createdAt' | 'lastSeenAt' | 'idleExpiresAt' | 'absoluteExpiresAt'
+>;
+
+export type SessionExpiryReason = 'idle' | 'absolute';
+
+export type SessionLookup =
+  | { status: 'active'; session: MfaSession }
+  /** Deleted now, reported once (absolute wins when both apply). */
+  | { status: 'expired'; session: MfaSession; reason: SessionExpiryReason }
+  /** Unknown, destroyed, evicted, already reported expired, or unreadable. */
+  | { status: 'missing' };
+
+export interface SessionStore {
+  /** Generates the id and stores the session. Throws DuoStoreError on a malformed input. */
+  create(input: NewMfaSession, now?: number): Promise<MfaSession>;
+  /**
+   * Looks a session up; an expired one is deleted and reported once. An active one has its idle
+   * expiry slid forward ("touch"), at most once per `touchIntervalMs`.
+   */
+  get(id: string, now?: number): Promise<SessionLookup>;
+  /** Replaces the app data of a live session; false when it is missing or expired. */
+  update(id: string, patch: Partial<Pick<MfaSession, 'data'>>, now?: number): Promise<boolean>;
+  /** Logout: true when a session was deleted. Afterwards `get` answers missing on every instance. */
+  destroy(id: string): Promise<boolean>;
+  /** Deletes every session of `username` (admin revocation, ASVS 7.4.2); answers how many. */
+  destroyAllForUser(username: string): Promise<number>;
+  /** Sessions held (expired ones not yet reported or dropped included). */
+  count(): Promise<number>;
+  close?(): Promise<void>;
+}
+
+export interface SessionTimeoutOptions extends StoreSealOptions {
+  /** A session unused this long expires. @default 900_000 (15 min) */
+  idleTimeoutMs?: number;
+  /** A session expires this long after creation, used or not. @default 28_800_000 (8 h) */
+  absoluteTimeoutMs?: number;
+  /**
+   * The idle expiry is slid at most once per this interval, to keep writes low; a session may thus
+   * expire up to this much before `idleTimeoutMs` of real idleness. Must be below idleTimeoutMs.
+   * @default 60_000, or half of idleTimeoutMs when that is shorter
+   */
+  touchIntervalMs?: number;
+  /** Clock used when `now` is not passed. @default Date.now */
+  clock?: () => number;
+}
