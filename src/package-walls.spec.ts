@@ -11,6 +11,7 @@ const ALLOWED: Record<string, string[]> = {
   core: [],
   simulator: [],
   audit: ['@duo-nest/core', '@duo-nest/core/internal'],
+  testing: ['@duo-nest/core', '@duo-nest/core/internal', '@duo-nest/simulator'],
 };
 
 function tsFiles(dir: string): string[] {
@@ -58,10 +59,10 @@ describe('package walls', () => {
     expect(breaches).toEqual([]);
   });
 
-  it('the reference app never imports the simulator', () => {
+  it('the reference app never imports the simulator (nor the testing kit, which starts it)', () => {
     const breaches = tsFiles(resolve(ROOT, 'src'))
       .flatMap((file) => specifiers(file).map((spec) => ({ file, spec })))
-      .filter(({ spec }) => spec.includes('simulator'))
+      .filter(({ spec }) => spec.includes('simulator') || spec === '@duo-nest/testing')
       .map(({ file, spec }) => `${relative(ROOT, file)}: ${spec}`);
     expect(breaches).toEqual([]);
   });
@@ -70,6 +71,8 @@ describe('package walls', () => {
     const audit = tsFiles(resolve(ROOT, 'packages/audit/src')).flatMap(specifiers);
     expect(audit).toContain('@duo-nest/core');
     expect(audit).toContain('@duo-nest/core/internal');
+    const testing = tsFiles(resolve(ROOT, 'packages/testing/src')).flatMap(specifiers);
+    expect(testing).toEqual(expect.arrayContaining(['@duo-nest/simulator', '@duo-nest/core']));
     expect(tsFiles(resolve(ROOT, 'src')).flatMap(specifiers)).toContain('@duo-nest/core');
   });
 });
