@@ -78,10 +78,17 @@ describe('audit recording through a PostgreSQL outage', () => {
         );
         await sleep(5);
       }
-      for (let tries = 0; tries < 100 && (await service.spool.depth()) > 0; tries += 1) {
+      for (
+        let tries = 0;
+        tries < 100 && (service.spool.pending || (await service.spool.depth()) > 0);
+        tries += 1
+      ) {
         await service.replayIfPending();
         await sleep(50);
       }
+      // A replay started by the timer or by record() may still be writing its
+      // audit_spool_replayed event: join it (single-flight) before looking.
+      await service.replaySpool();
     } finally {
       service.onModuleDestroy();
     }

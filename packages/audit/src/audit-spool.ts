@@ -72,11 +72,15 @@ export class AuditSpool {
   /** Number of records waiting (reads the files; for metrics and tests). */
   async depth(): Promise<number> {
     await this.init();
-    let n = 0;
-    for (const f of [this.replayingFile, this.file]) {
-      n += (await readLines(f)).length;
-    }
-    return n;
+    // Under the append lock: a replay moves the live file aside under that lock, and a read of
+    // both files with that rename in between would count neither (0 while records still wait).
+    return this.withAppendLock(async () => {
+      let n = 0;
+      for (const f of [this.replayingFile, this.file]) {
+        n += (await readLines(f)).length;
+      }
+      return n;
+    });
   }
 
   /**
