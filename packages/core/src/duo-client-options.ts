@@ -117,7 +117,8 @@ export function isValidClientSecret(value: unknown): value is string {
 /**
  * Turns an API host setting into the origin of every Duo URL, or returns the reason it is invalid.
  * A bare `host[:port]` becomes `https://host[:port]`; an `http://host:port` URL is accepted only when
- * insecure http is allowed (a local simulator).
+ * insecure http is allowed (a local simulator). The origin is canonical (WHATWG URL): host in lower
+ * case, the scheme's default port (443, or 80 for http) dropped, so URLs, aud and iss all agree.
  */
 export function parseApiHost(
   value: unknown,
@@ -131,7 +132,9 @@ export function parseApiHost(
     if (port > 65535) {
       return { error: DUO_MESSAGES.apiHost };
     }
-    return { origin: `https://${value}` };
+    // Normalised once (lower case, no default :443), as fetch's URL and Host header are: an
+    // explicit :443 kept here would put a port into aud and iss that Duo's name does not carry.
+    return { origin: new URL(`https://${value}`).origin };
   }
   if (/^https?:\/\//i.test(value)) {
     if (!allowInsecureHttp) {
