@@ -22,6 +22,7 @@ import {
 import { buttonPage, PAGE_CSP } from './duo-pages.js';
 import { requestContext } from './duo-request-context.js';
 import { DuoSessionService } from './duo-session.service.js';
+import { sessionOrigin, textField } from './duo-session-facts.js';
 import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
 import { storeCall } from './duo-store-call.js';
 import { checkUsername, type UsernameRefusal } from './duo-text-policy.js';
@@ -310,6 +311,11 @@ export class DuoFlowService {
       groups: Array.isArray(ctxt.user?.groups)
         ? ctxt.user.groups.filter((g) => typeof g === 'string')
         : [],
+      // How MFA was satisfied, for the factor and bypass policy (the aud checked is this client id).
+      application: this.options.clientId,
+      ...textField('duoResult', ctxt.result),
+      ...textField('duoReason', ctxt.reason),
+      ...sessionOrigin(req),
       data: { mfaResult: redactResult(result) },
     });
     try {
@@ -374,6 +380,8 @@ export class DuoFlowService {
         mfa: false,
         failOpen: true,
         groups: [],
+        application: this.options.clientId,
+        ...sessionOrigin(req),
         data: {},
       });
     } catch (err) {

@@ -1,5 +1,10 @@
 import type { MfaSession, SessionStore } from '@duo-nest/core';
-import { DUO_SESSION_STORE, DuoSessionService } from '@duo-nest/core/internal';
+import {
+  DUO_OPTIONS,
+  DUO_SESSION_STORE,
+  DuoSessionService,
+  type NormalizedDuoModuleOptions,
+} from '@duo-nest/core/internal';
 
 /** What {@link mfaSession} writes. */
 export interface MfaSessionInput {
@@ -20,6 +25,11 @@ export interface MfaSessionInput {
   failOpen?: boolean;
   /** Duo's transaction id. @default a `test-` id */
   txid?: string;
+  /**
+   * Duo's `auth_context.reason`: `bypass_user` writes a session Duo let through without a second
+   * factor (with factor `not_available` unless `factor` says otherwise). @default 'user_approved'
+   */
+  reason?: string;
   /** App data kept with the session (a JSON object). @default {} */
   data?: Record<string, unknown>;
 }
@@ -56,9 +66,11 @@ export async function mfaSession(
 ): Promise<TestMfaSession> {
   let store: SessionStore;
   let service: DuoSessionService;
+  let clientId: string;
   try {
     store = app.get<SessionStore>(DUO_SESSION_STORE, { strict: false });
     service = app.get<DuoSessionService>(DuoSessionService, { strict: false });
+    clientId = app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS, { strict: false }).clientId;
   } catch (err) {
     throw new Error('mfaSession: the app has no DuoModule (its session store was not found)', {
       cause: err,
@@ -74,9 +86,14 @@ export async function mfaSession(
     mfa: !failOpen,
     failOpen,
     txid: failOpen ? undefined : (input.txid ?? `test-${crypto.randomUUID()}`),
-    factor: failOpen ? undefined : (input.factor ?? 'duo_push'),
+    factor: failOpen
+      ? undefined
+      : (input.factor ?? (input.reason === 'bypass_user' ? 'not_available' : 'duo_push')),
     authTime: failOpen ? undefined : Math.floor((Date.now() - mfaAgeMs) / 1000),
     groups: input.groups ?? [],
+    application: clientId,
+    duoResult: failOpen ? undefined : 'success',
+    duoReason: failOpen ? undefined : (input.reason ?? 'user_approved'),
     data: input.data ?? {},
   });
   const { cookies } = service;

@@ -2,6 +2,7 @@
 // its timeouts, and its codec (the identity JSON, the times field, what the MAC covers). Shared by
 // the memory and the Redis session stores.
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 
 import { DuoStoreError } from './store.errors.js';
 import {
@@ -29,7 +30,35 @@ export const SESSION_BOUNDS = {
   txid: { max: 128 },
   factor: { max: 64 },
   groups: { maxItems: 256, maxLength: 256 },
+  application: { max: 128 },
+  duoResult: { max: 32 },
+  duoReason: { max: 64 },
+  /** An IPv6 address with a zone is at most 45 + a short zone; longer is never an address. */
+  clientIp: { max: 64 },
+  userAgent: { max: 256 },
 } as const;
+
+/** Characters a stored User-Agent may not keep: C0/C1 controls, bidi and other format characters. */
+const UA_STRIP = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+
+/**
+ * The User-Agent a session records: control and format characters removed, cut to
+ * SESSION_BOUNDS.userAgent.max characters (a surrogate pair is never split); undefined when
+ * nothing is left. The header is the client's free text: it is shown to admins, never trusted.
+ */
+export function sessionUserAgent(value: unknown): string | undefined {
+  if (typeof value !== 'string') {
+    return undefined;
+  }
+  let ua = value.replace(UA_STRIP, '').trim();
+  if (ua.length > SESSION_BOUNDS.userAgent.max) {
+    ua = ua.slice(0, SESSION_BOUNDS.userAgent.max);
+    if (/[\ud800-\udbff]$/.test(ua)) {
+      ua = ua.slice(0, -1);
+    }
+  }
+  return ua.length > 0 ? ua : undefined;
+}
 
 /** True when `id` has the shape of an id `create` generates. */
 export function isSessionId(id: unknown): id is string {
@@ -54,6 +83,13 @@ export interface SessionCore {
   factor?: string;
   authTime?: number;
   groups: string[];
+  /** How MFA was satisfied (see MfaSession): the Duo application, Duo's result and reason. */
+  application: string;
+  duoResult?: string;
+  duoReason?: string;
+  /** Where the session was opened from (see MfaSession). */
+  clientIp?: string;
+  userAgent?: string;
 }
 
 export interface SessionTimes {
@@ -84,7 +120,17 @@ export function parseCore(value: unknown): SessionCore | undefined {
     (v.authTime !== undefined && !isEpoch(v.authTime)) ||
     !Array.isArray(v.groups) ||
     v.groups.length > g.maxItems ||
-    !v.groups.every((x) => isCleanString(x, 1, g.maxLength))
+    !v.groups.every((x) => isCleanString(x, 1, g.maxLength)) ||
+    !isCleanString(v.application, 1, SESSION_BOUNDS.application.max) ||
+    !optionalClean(v.duoResult, SESSION_BOUNDS.duoResult.max) ||
+    !optionalClean(v.duoReason, SESSION_BOUNDS.duoReason.max) ||
+    // A fail-open session never met Duo: it has no Duo result or reason.
+    (!v.mfa && (v.duoResult !== undefined || v.duoReason !== undefined)) ||
+    (v.clientIp !== undefined &&
+      (typeof v.clientIp !== 'string' ||
+        v.clientIp.length > SESSION_BOUNDS.clientIp.max ||
+        isIP(v.clientIp) === 0)) ||
+    (v.userAgent !== undefined && sessionUserAgent(v.userAgent) !== v.userAgent)
   ) {
     return undefined;
   }
@@ -93,6 +139,7 @@ export function parseCore(value: unknown): SessionCore | undefined {
     mfa: v.mfa,
     failOpen: v.failOpen,
     groups: [...v.groups],
+    application: v.application,
   };
   if (v.txid !== undefined) {
     core.txid = v.txid as string;
@@ -103,6 +150,12 @@ export function parseCore(value: unknown): SessionCore | undefined {
   if (v.authTime !== undefined) {
     core.authTime = v.authTime;
   }
+  core.application = v.application;
+  for (const key of ['duoResult', 'duoReason', 'clientIp', 'userAgent'] as const) {
+    if (v[key] !== undefined) {
+      core[key] = v[key] as string;
+    }
+  }
   return core;
 }
 
@@ -110,7 +163,8 @@ export function invalidSession(): DuoStoreError {
   return new DuoStoreError(
     'invalid_record',
     'The session is malformed: check username, mfa/failOpen (never both true), txid, factor, ' +
-      'authTime (seconds) and groups (strings)',
+      'authTime (seconds), groups (strings), application, duoResult/duoReason (MFA sessions ' +
+      'only), clientIp (an IP address) and userAgent (clean, at most 256 characters)',
   );
 }
 
@@ -208,12 +262,20 @@ export function assemble(
 }
 
 /**
+ * Version of the identity JSON. 2 added how MFA was satisfied (application, duoResult, duoReason)
+ * and where the session came from (clientIp, userAgent): a record of version 1 (written before)
+ * is refused as invalid when read back (dropped and reported as `store_record_invalid`, reason
+ * `shape`), so its user signs on again once after the upgrade.
+ */
+export const SESSION_RECORD_VERSION = 2;
+
+/**
  * The identity JSON of a session (field `c` in Redis): its id hash, every identity field in a fixed
  * order, and its creation time. The MAC covers this exact text.
  */
 export function coreJson(hash: string, core: SessionCore, createdAt: number): string {
   return JSON.stringify({
-    v: 1,
+    v: SESSION_RECORD_VERSION,
     h: hash,
     username: core.username,
     mfa: core.mfa,
@@ -222,6 +284,11 @@ export function coreJson(hash: string, core: SessionCore, createdAt: number): st
     factor: core.factor,
     authTime: core.authTime,
     groups: core.groups,
+    application: core.application,
+    duoResult: core.duoResult,
+    duoReason: core.duoReason,
+    clientIp: core.clientIp,
+    userAgent: core.userAgent,
     createdAt,
   });
 }
@@ -276,7 +343,12 @@ export function readBack(
   fields: Record<string, string>,
 ): SessionRecordParts | undefined {
   const c = parseJson(fields.c);
-  if (!isPlainObject(c) || c.v !== 1 || c.h !== hash || !isEpoch(c.createdAt)) {
+  if (
+    !isPlainObject(c) ||
+    c.v !== SESSION_RECORD_VERSION ||
+    c.h !== hash ||
+    !isEpoch(c.createdAt)
+  ) {
     return undefined;
   }
   const core = parseCore(c);

@@ -13,10 +13,30 @@ export interface MfaSession {
   /** True when the session was opened because Duo was unreachable and failmode is open. */
   failOpen: boolean;
   txid?: string;
+  /**
+   * Duo's `auth_context.factor` as Duo sent it (`duo_push`, `not_available`, or free text such as
+   * `WebAuthn Chrome Touch ID`): see DUO_FACTORS and duoFactorName. Absent for a fail-open session.
+   */
   factor?: string;
   /** Duo's `auth_time`, in seconds. */
   authTime?: number;
   groups: string[];
+  /**
+   * The Duo application the MFA satisfied: DuoModule's client id (for a fail-open session, the one
+   * it would have used). A string so that named applications can record their name later.
+   */
+  application: string;
+  /** Duo's `auth_context.result` (`success` for every session Duo redirected back). MFA only. */
+  duoResult?: string;
+  /**
+   * Duo's `auth_context.reason` (`user_approved`, `valid_passcode`, `bypass_user`, ...). MFA only.
+   * With `factor`, it tells a bypass (see isDuoBypass).
+   */
+  duoReason?: string;
+  /** The client's address when the session was opened (clientIpOf: the app's trusted proxies applied). */
+  clientIp?: string;
+  /** The User-Agent when the session was opened: control and format characters removed, at most 256 characters. */
+  userAgent?: string;
   /** ms since the epoch. */
   createdAt: number;
   /** ms since the epoch; moves at most once per `touchIntervalMs`. */

@@ -52,6 +52,11 @@ function input(overrides: Partial<NewMfaSession> = {}): NewMfaSession {
     factor: 'duo_push',
     authTime: T0 / 1000,
     groups: ['admins', 'staff'],
+    application: 'DIXXXXXXXXXXXXXXXXXX',
+    duoResult: 'success',
+    duoReason: 'user_approved',
+    clientIp: '203.0.113.7',
+    userAgent: 'Mozilla/5.0 (test)',
     data: { csrf: 'token-1', last: { result: 'allow' } },
     ...overrides,
   };
@@ -280,6 +285,8 @@ describe.each(variants)('SessionStore contract: %s', (_name, makeStore) => {
         txid: undefined,
         factor: undefined,
         authTime: undefined,
+        duoResult: undefined,
+        duoReason: undefined,
       }),
       T0,
     );
