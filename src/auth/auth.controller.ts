@@ -6,6 +6,7 @@ import {
   DuoFormFields,
   DuoSignOn,
   DuoStartGuard,
+  isDuoBypass,
   RequireDuoGroups,
   RequireMfa,
   sanitizeReturnTo,
@@ -84,6 +85,11 @@ export class AuthController {
       txid: session.txid,
       factor: session.factor,
       authTime: session.authTime,
+      // How MFA was satisfied: a bypass (Duo let the user through without a factor) is said so.
+      bypassed: isDuoBypass(session),
+      application: session.application,
+      duoResult: session.duoResult,
+      duoReason: session.duoReason,
       groups: session.groups,
       createdAt: new Date(session.createdAt).toISOString(),
     };
@@ -103,7 +109,11 @@ export class AuthController {
     return { username: session.username, authTime: session.authTime, stepUp: true };
   }
 
-  /** Demo of Duo groups: members of the Duo group `admins` only. */
+  /**
+   * Demo of Duo groups and the bypass policy: members of the Duo group `admins` only (a user in no
+   * Duo group is refused), and never a session Duo let through without a factor (bypass).
+   */
+  @RequireMfa({ allowBypass: false })
   @RequireDuoGroups('admins')
   @Get('admin')
   admin(@CurrentMfa() session: MfaSession) {

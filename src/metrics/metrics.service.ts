@@ -9,6 +9,8 @@ import {
 } from 'prom-client';
 import {
   DUO_AUTH_EVENT_TYPES,
+  DUO_FACTORS,
+  duoFactorName,
   type DuoAuthEvent,
   type DuoCallEndpoint,
   type DuoCallObserver,
@@ -99,6 +101,10 @@ const EVENT_REASONS = [
   'cookie_forged',
   'cookie_malformed',
   'cookie_duplicate',
+  // access_denied: the factor and bypass policy (mfa_policy)
+  'bypass_not_allowed',
+  'factor_not_allowed',
+  'factor_unknown',
   // input_validation_failed: the sign-on start's parameters and the stores' refusals
   'invalid_username',
   'store_validation',
@@ -129,27 +135,11 @@ const EVENT_REASONS = [
 ] as const;
 const REASONS: ReadonlySet<string> = new Set<string>([...ERROR_CODES, ...EVENT_REASONS]);
 
-/** Duo's factor names (auth_context.factor); anything else is 'other'. */
-const FACTORS: ReadonlySet<string> = new Set([
-  'duo_push',
-  'phone_call',
-  'passcode',
-  'sms_passcode',
-  'sms_refresh',
-  'hardware_token',
-  'yubikey_code',
-  'duo_mobile_passcode',
-  'duo_mobile_passcode_hotp',
-  'duo_mobile_passcode_totp',
-  'webauthn_credential',
-  'webauthn_roaming',
-  'webauthn_platform',
-  'verified_duo_push',
-  'bypass_code',
-  'remembered_device',
-  'trusted_network',
-  'not_available',
-]);
+/**
+ * Duo's factor names (auth_context.factor, through duoFactorName: every WebAuthn spelling is
+ * `webauthn`); anything else is 'other'. One list: the library's DUO_FACTORS.
+ */
+const FACTORS: ReadonlySet<string> = new Set<string>(DUO_FACTORS);
 
 const AUDIT_RESULTS = [
   'recorded',
@@ -306,7 +296,11 @@ export class MetricsService {
       this.finished.inc({
         outcome: finished,
         reason,
-        factor: boundedLabel(event.result?.tokens?.auth_context?.factor, FACTORS),
+        factor: boundedLabel(
+          duoFactorName(event.result?.tokens?.auth_context?.factor) ??
+            event.result?.tokens?.auth_context?.factor,
+          FACTORS,
+        ),
       });
     }
   }

@@ -5,10 +5,11 @@ import {
   duoErrorStatus,
   duoPublicMessage,
   DuoError,
+  DuoMfaPolicyError,
   DuoRateLimitError,
   type DuoErrorCode,
 } from './duo.errors.js';
-import { DuoHttpException } from './duo-http.exception.js';
+import { duoErrorBody, DuoHttpException } from './duo-http.exception.js';
 import { messagePage, PAGE_CSP } from './duo-pages.js';
 
 const STATUS = DUO_ERROR_STATUS;
@@ -83,7 +84,7 @@ export class DuoExceptionFilter implements ExceptionFilter {
     }
     const wantsHtml = req.accepts(['json', 'html']) === 'html';
     if (!wantsHtml) {
-      res.status(status).json({ statusCode: status, error: error.code, message });
+      res.status(status).json(duoErrorBody(error, status));
       return;
     }
     if (TO_SIGN_ON.has(error.code) && req.method === 'GET') {
@@ -95,6 +96,13 @@ export class DuoExceptionFilter implements ExceptionFilter {
     res
       .status(status)
       .type('html')
-      .send(messagePage(title(error.code, status), message, this.signOnPath));
+      .send(
+        messagePage(
+          title(error.code, status),
+          message,
+          // A policy refusal links to a fresh MFA that comes back here (returnTo).
+          error instanceof DuoMfaPolicyError ? error.signOnUrl : this.signOnPath,
+        ),
+      );
   }
 }

@@ -1,11 +1,36 @@
 import { HttpException } from '@nestjs/common';
-import { duoErrorStatus, duoPublicMessage, DuoError, type DuoErrorCode } from './duo.errors.js';
+import {
+  duoErrorStatus,
+  duoPublicMessage,
+  DuoError,
+  DuoMfaPolicyError,
+  type DuoErrorCode,
+  type DuoMfaPolicyErrorReason,
+} from './duo.errors.js';
 
 /** The JSON body of every Duo refusal: `error` is the stable DuoError code. */
 export interface DuoHttpExceptionBody {
   statusCode: number;
   error: DuoErrorCode;
   message: string;
+  /** `mfa_policy` only: why the factor and bypass policy refused the session. */
+  reason?: DuoMfaPolicyErrorReason;
+  /** `mfa_policy` only: the sign-on page with returnTo, for a fresh MFA. */
+  signOnUrl?: string;
+}
+
+/** The JSON body of a refusal (the error filter and DuoHttpException answer the same). */
+export function duoErrorBody(error: DuoError, statusCode: number): DuoHttpExceptionBody {
+  const body: DuoHttpExceptionBody = {
+    statusCode,
+    error: error.code,
+    message: duoPublicMessage(error),
+  };
+  if (error instanceof DuoMfaPolicyError) {
+    body.reason = error.reason;
+    body.signOnUrl = error.signOnUrl;
+  }
+  return body;
 }
 
 /**
@@ -19,12 +44,7 @@ export class DuoHttpException extends HttpException {
 
   constructor(readonly duoError: DuoError) {
     const statusCode = duoErrorStatus(duoError);
-    const body: DuoHttpExceptionBody = {
-      statusCode,
-      error: duoError.code,
-      message: duoPublicMessage(duoError),
-    };
-    super(body, statusCode, { cause: duoError });
+    super(duoErrorBody(duoError, statusCode), statusCode, { cause: duoError });
     this.code = duoError.code;
   }
 

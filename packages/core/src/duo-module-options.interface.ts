@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import type { Cluster, Redis } from 'ioredis';
 import type { DuoClientOptions } from './duo-client-options.js';
 import type { DuoAuthEvent } from './duo-events.js';
+import type { DuoMfaPolicy } from './duo-mfa-policy.js';
 import type { PendingLoginStore } from './stores/pending-login-store.interface.js';
 import type { RateLimitStore } from './stores/rate-limit-store.interface.js';
 import type { SessionStore } from './stores/session-store.interface.js';
@@ -53,6 +54,15 @@ export interface DuoModuleOptions extends DuoClientOptions {
   displayName?: string;
   /** Custom CSS for the button page (no `<`). @default '' */
   css?: string;
+  /**
+   * The factor and bypass policy of every MFA route (MfaGuard). `factors`: the factors accepted
+   * everywhere (DUO_FACTORS names); a route's @RequireMfa({ factors }) replaces it. `allowBypass`:
+   * whether routes WITHOUT @RequireMfa accept a session Duo let through without a second factor
+   * (a bypass user); routes with @RequireMfa refuse bypass unless they say `allowBypass: true`.
+   * Refusals are 403 `mfa_policy` with a `reason`, and an `access_denied` event carrying it.
+   * @default { allowBypass: true } (any factor; plain MFA routes accept bypass, as before)
+   */
+  policy?: DuoMfaPolicy;
   /** Show "Powered by Duo" on the button page. @default false */
   showPoweredBy?: boolean;
   /** What happens when Duo cannot be reached before the redirect: 'closed' refuses sign-on. @default 'closed' */

@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { validateDuoClientOptions } from './duo-client-options.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import { CALLBACK_ROUTE_PATH_MESSAGE, callbackRoutePathOk } from './duo-callback-path.js';
+import { checkPolicyFactors, DUO_FACTORS, type DuoFactor } from './duo-mfa-policy.js';
 import type {
   DuoCsrfOptions,
   DuoLimitsOptions,
@@ -22,6 +23,7 @@ export type NormalizedDuoModuleOptions = Required<
     | 'sessionSecretPrevious'
     | 'limits'
     | 'csrf'
+    | 'policy'
   >
 > &
   Pick<
@@ -35,6 +37,8 @@ export type NormalizedDuoModuleOptions = Required<
     apiOrigin: string;
     limits: NormalizedDuoLimits | false;
     csrf: { allowedOrigins: string[] } | false;
+    /** The module-wide factor and bypass policy (see DuoModuleOptions.policy). */
+    policy: { factors?: readonly DuoFactor[]; allowBypass: boolean };
   };
 
 /** The sign-on caps with their defaults filled in. */
@@ -185,6 +189,7 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     routes: options.routes ?? true,
     limits: normalizeLimits(issues, options.limits),
     csrf: normalizeCsrf(issues, options.csrf, normalized.redirectUri),
+    policy: normalizePolicy(issues, options.policy),
   };
   if (result.routes !== true && result.routes !== false) {
     issues.push({ field: 'routes', message: 'must be true or false' });
@@ -195,6 +200,35 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     throw new DuoConfigError(issues);
   }
   return result;
+}
+
+function normalizePolicy(
+  issues: DuoConfigIssue[],
+  policy: unknown,
+): NormalizedDuoModuleOptions['policy'] {
+  if (policy === undefined) {
+    return { allowBypass: true };
+  }
+  if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) {
+    issues.push({ field: 'policy', message: 'must be an object { factors?, allowBypass? }' });
+    return { allowBypass: false };
+  }
+  const { factors, allowBypass } = policy as Record<string, unknown>;
+  const out: NormalizedDuoModuleOptions['policy'] = { allowBypass: allowBypass !== false };
+  if (allowBypass !== undefined && typeof allowBypass !== 'boolean') {
+    issues.push({ field: 'policy.allowBypass', message: 'must be true or false' });
+  }
+  if (factors !== undefined) {
+    try {
+      out.factors = checkPolicyFactors(factors, 'policy');
+    } catch {
+      issues.push({
+        field: 'policy.factors',
+        message: `must be a non-empty list of Duo factor names (${DUO_FACTORS.join(', ')})`,
+      });
+    }
+  }
+  return out;
 }
 
 function normalizeLimits(

@@ -1,5 +1,6 @@
 import { createParamDecorator, SetMetadata, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
+import { checkPolicyFactors } from './duo-mfa-policy.js';
 import type { MfaSession } from './stores/session-store.interface.js';
 
 /** Metadata key of @SkipMfa() (the value stays 'duo:public' so @Public() routes keep working). */
@@ -24,22 +25,58 @@ export const SkipMfa = () => SetMetadata(DUO_SKIP_MFA, true);
 export const Public = SkipMfa;
 
 export interface RequireMfaOptions {
-  /** Asks for a fresh MFA: Duo's auth_time must be at most this old. */
+  /** Asks for a fresh MFA: Duo's auth_time must be at most this old (else `mfa_stale`). */
   maxAgeMs?: number;
+  /**
+   * The factors that may have satisfied MFA (DUO_FACTORS names; `webauthn` stands for every
+   * WebAuthn spelling). Others are refused with `mfa_policy` / `factor_not_allowed`, and a factor
+   * Duo sent that is no known name with `factor_unknown`. A name outside DUO_FACTORS throws when
+   * the decorator is applied. @default DuoModule `policy.factors` (absent: any factor)
+   */
+  factors?: readonly string[];
+  /**
+   * Accept a session Duo let through without a second factor (a bypass user, see isDuoBypass).
+   * A route that carries @RequireMfa refuses bypass unless this is true, whatever DuoModule's
+   * `policy.allowBypass` says (`mfa_policy` / `bypass_not_allowed`). @default false
+   */
+  allowBypass?: boolean;
 }
 
 /**
- * Step-up: the route needs an MFA at most `maxAgeMs` old.
- * @example `@RequireMfa({ maxAgeMs: 5 * 60_000 })`
+ * A stricter MFA for this route (or controller): a fresh one (`maxAgeMs`, step-up), certain
+ * factors only (`factors`), and no bypass unless `allowBypass: true`. Even `@RequireMfa()` with no
+ * options refuses a bypassed session.
+ * @example `@RequireMfa({ maxAgeMs: 5 * 60_000, factors: ['webauthn'] })`
  */
-export const RequireMfa = (options: RequireMfaOptions = {}) =>
-  SetMetadata(DUO_REQUIRE_MFA, options);
+export const RequireMfa = (options: RequireMfaOptions = {}) => {
+  const checked: RequireMfaOptions = { ...options };
+  if (options.factors !== undefined) {
+    checked.factors = checkPolicyFactors(options.factors, '@RequireMfa');
+  }
+  if (options.allowBypass !== undefined && typeof options.allowBypass !== 'boolean') {
+    throw new TypeError('@RequireMfa: allowBypass must be true or false');
+  }
+  if (
+    options.maxAgeMs !== undefined &&
+    (!Number.isSafeInteger(options.maxAgeMs) || options.maxAgeMs < 0)
+  ) {
+    throw new TypeError('@RequireMfa: maxAgeMs must be a non-negative integer');
+  }
+  return SetMetadata(DUO_REQUIRE_MFA, Object.freeze(checked));
+};
 
 /**
- * The user must be in at least one of these Duo groups (from auth_context.user.groups).
+ * The user must be in at least one of these Duo groups (from auth_context.user.groups): a user with
+ * no Duo group is refused (`forbidden`). At least one group must be named (an empty list would let
+ * everyone in, so it throws).
  * @example `@RequireDuoGroups('admins')`
  */
-export const RequireDuoGroups = (...groups: string[]) => SetMetadata(DUO_REQUIRE_GROUPS, groups);
+export const RequireDuoGroups = (...groups: string[]) => {
+  if (groups.length === 0 || !groups.every((g) => typeof g === 'string' && g.length > 0)) {
+    throw new TypeError('@RequireDuoGroups needs at least one non-empty group name');
+  }
+  return SetMetadata(DUO_REQUIRE_GROUPS, Object.freeze([...groups]));
+};
 
 /** Lets a fail-open session (Duo was unreachable, failmode open: no MFA happened) use this route. */
 export const AllowFailOpen = () => SetMetadata(DUO_ALLOW_FAIL_OPEN, true);

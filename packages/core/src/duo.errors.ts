@@ -78,7 +78,12 @@ export type DuoErrorCode =
   | 'mfa_stale'
   /** The session is a fail-open one (no MFA happened) and the route does not accept it. */
   | 'mfa_not_performed'
-  /** The user is not in a Duo group the route requires. */
+  /**
+   * The session's MFA does not meet the route's factor and bypass policy (DuoMfaPolicyError:
+   * `reason` bypass_not_allowed, factor_not_allowed or factor_unknown).
+   */
+  | 'mfa_policy'
+  /** The user is not in a Duo group the route requires (or is in no Duo group at all). */
   | 'forbidden';
 
 export class DuoError extends Error {
@@ -103,6 +108,34 @@ export class DuoRateLimitError extends DuoError {
     readonly retryAfterSec: number,
   ) {
     super('rate_limited', `Too many sign-on attempts; try again in ${retryAfterSec} seconds`);
+  }
+}
+
+/** Why a factor and bypass policy refused a session (see DuoMfaPolicyError). */
+export type DuoMfaPolicyErrorReason =
+  'bypass_not_allowed' | 'factor_not_allowed' | 'factor_unknown';
+
+const POLICY_MESSAGES: Readonly<Record<DuoMfaPolicyErrorReason, string>> = {
+  bypass_not_allowed:
+    'This page needs a two-factor authentication; Duo let this sign-on through without one (bypass)',
+  factor_not_allowed:
+    'This page needs another two-factor method than the one used; sign on again with an allowed one',
+  factor_unknown:
+    'This page needs a known two-factor method; Duo reported one this application does not know',
+};
+
+/**
+ * MfaGuard's refusal of a session whose MFA does not meet the route's factor and bypass policy:
+ * HTTP 403, code `mfa_policy`, with the `reason` and where to get a fresh MFA (`signOnUrl`: the
+ * sign-on page with the refused path as returnTo).
+ */
+export class DuoMfaPolicyError extends DuoError {
+  constructor(
+    readonly reason: DuoMfaPolicyErrorReason,
+    /** The sign-on page with `returnTo` (and `reason=mfa_policy`): a fresh MFA, then back. */
+    readonly signOnUrl: string,
+  ) {
+    super('mfa_policy', POLICY_MESSAGES[reason]);
   }
 }
 
@@ -159,6 +192,7 @@ export const DUO_ERROR_STATUS: Readonly<Record<DuoErrorCode, number>> = {
   session_expired: 401,
   mfa_stale: 401,
   mfa_not_performed: 403,
+  mfa_policy: 403,
   forbidden: 403,
 };
 

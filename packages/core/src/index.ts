@@ -30,11 +30,21 @@ export {
   SkipMfa,
   type RequireMfaOptions,
 } from './duo.decorators.js';
+export {
+  DUO_BYPASS_REASONS,
+  DUO_FACTORS,
+  duoFactorName,
+  isDuoBypass,
+  type DuoFactor,
+  type DuoMfaPolicy,
+  type DuoMfaPolicyReason,
+} from './duo-mfa-policy.js';
 
 // Errors.
 export {
   DuoConfigError,
   DuoError,
+  DuoMfaPolicyError,
   DuoRateLimitError,
   type DuoConfigIssue,
   type DuoErrorCode,

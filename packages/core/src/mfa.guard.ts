@@ -1,4 +1,4 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import {
@@ -8,7 +8,10 @@ import {
   DUO_REQUIRE_MFA,
   type RequireMfaOptions,
 } from './duo.decorators.js';
-import { DuoError } from './duo.errors.js';
+import { DuoError, DuoMfaPolicyError } from './duo.errors.js';
+import { mfaPolicyRefusal, type DuoMfaPolicyReason } from './duo-mfa-policy.js';
+import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
+import { InjectDuoOptions } from './duo.tokens.js';
 import { DuoHttpException } from './duo-http.exception.js';
 import { DuoFlowService, requestContext } from './duo-flow.service.js';
 import { DuoSessionService } from './duo-session.service.js';
@@ -20,20 +23,38 @@ interface RoutePolicy {
   allowFailOpen: boolean;
   maxAgeMs?: number;
   groups?: readonly string[];
+  /** The route (or its controller) carries @RequireMfa: bypass is refused unless it allows it. */
+  requireMfa: boolean;
+  factors?: readonly string[];
+  allowBypass?: boolean;
 }
+
+/** Module-wide policy when the guard was built without DuoModule's options (a hand-made guard). */
+const NO_MODULE_POLICY: NormalizedDuoModuleOptions['policy'] = { allowBypass: true };
 
 /** Why MfaGuard refuses a request: the stable code and the message users read. */
 export interface MfaDenial {
-  code: 'mfa_required' | 'session_expired' | 'mfa_not_performed' | 'mfa_stale' | 'forbidden';
+  code:
+    | 'mfa_required'
+    | 'session_expired'
+    | 'mfa_not_performed'
+    | 'mfa_stale'
+    | 'mfa_policy'
+    | 'forbidden';
   message: string;
+  /** mfa_policy only: why the factor and bypass policy refused the session. */
+  reason?: DuoMfaPolicyReason;
   /** The session that was found, when there is one (absent for mfa_required). */
   session?: MfaSession;
 }
 
 /**
  * Global guard: every route needs a live session with a completed Duo MFA, unless it is @SkipMfa().
- * @RequireMfa({ maxAgeMs }) asks for a fresh one, @RequireDuoGroups() for Duo groups, and a fail-open
- * session passes only where @AllowFailOpen() says so.
+ * @RequireMfa({ maxAgeMs, factors, allowBypass }) asks for a fresh one, certain factors, and (by
+ * default) no bypass; DuoModule's `policy` sets the factors and bypass rule of every other route.
+ * @RequireDuoGroups() asks for Duo groups (a user with none is refused), and a fail-open session
+ * passes only where @AllowFailOpen() says so. Checks run in this order: session, fail-open,
+ * bypass, factor, freshness, groups; the first that fails answers.
  *
  * Register it as `{ provide: APP_GUARD, useExisting: MfaGuard }` (so `overrideGuard(MfaGuard)` works
  * in tests). Apps that decide access differently extend it and override the protected hooks
@@ -44,6 +65,11 @@ export interface MfaDenial {
 export class MfaGuard implements CanActivate {
   /** Decorator metadata is fixed once classes are defined, so each route's policy is read once. */
   readonly #policies = new WeakMap<object, WeakMap<object, RoutePolicy>>();
+
+  /** DuoModule's options (property injection, so subclasses keep their constructors). */
+  @Optional()
+  @InjectDuoOptions()
+  protected readonly duoOptions?: NormalizedDuoModuleOptions;
 
   constructor(
     protected readonly reflector: Reflector,
@@ -83,6 +109,21 @@ export class MfaGuard implements CanActivate {
         session,
       });
     }
+    const modulePolicy = this.duoOptions?.policy ?? NO_MODULE_POLICY;
+    const refusal = mfaPolicyRefusal(session, {
+      factors: policy.factors ?? modulePolicy.factors,
+      // Asking for a policy (@RequireMfa) closes bypass unless the route reopens it.
+      allowBypass: policy.requireMfa ? policy.allowBypass === true : modulePolicy.allowBypass,
+    });
+    if (refusal) {
+      const error = new DuoMfaPolicyError(refusal, this.#signOnUrl(req));
+      return this.#deny(
+        context,
+        req,
+        { code: 'mfa_policy', reason: refusal, message: error.message, session },
+        error,
+      );
+    }
     if (
       policy.maxAgeMs !== undefined &&
       (!session.authTime || Date.now() - session.authTime * 1000 > policy.maxAgeMs)
@@ -94,7 +135,13 @@ export class MfaGuard implements CanActivate {
       });
     }
     const groups = policy.groups;
-    if (groups && groups.length > 0 && !groups.some((g) => session.groups.includes(g))) {
+    // No group named, or a user in no Duo group (empty, or absent from a custom store): refused.
+    if (
+      groups &&
+      (groups.length === 0 ||
+        !Array.isArray(session.groups) ||
+        !groups.some((g) => session.groups.includes(g)))
+    ) {
       return this.#deny(context, req, {
         code: 'forbidden',
         message: 'You are not allowed to open this page',
@@ -128,9 +175,16 @@ export class MfaGuard implements CanActivate {
     return undefined;
   }
 
-  async #refuse(context: ExecutionContext, denial: MfaDenial): Promise<never> {
+  async #refuse(context: ExecutionContext, denial: MfaDenial, error?: DuoError): Promise<never> {
     await this.onDenied(context, denial);
-    throw new DuoHttpException(new DuoError(denial.code, denial.message));
+    throw new DuoHttpException(error ?? new DuoError(denial.code, denial.message));
+  }
+
+  /** The sign-on page with this request's path as returnTo: where a fresh MFA starts. */
+  #signOnUrl(req: Request): string {
+    const signOnPath = this.duoOptions?.signOnPath ?? '/';
+    const returnTo = encodeURIComponent(req.originalUrl.slice(0, 512));
+    return `${signOnPath}?returnTo=${returnTo}&reason=mfa_policy`;
   }
 
   #policy(handler: object, controller: object): RoutePolicy {
@@ -141,11 +195,15 @@ export class MfaGuard implements CanActivate {
     }
     const targets = [handler, controller] as Parameters<Reflector['getAllAndOverride']>[1];
     const read = <T>(key: string) => this.reflector.getAllAndOverride<T | undefined>(key, targets);
+    const requireMfa = read<RequireMfaOptions>(DUO_REQUIRE_MFA);
     policy = {
       skip: read<boolean>(DUO_SKIP_MFA) === true,
       allowFailOpen: read<boolean>(DUO_ALLOW_FAIL_OPEN) === true,
-      maxAgeMs: read<RequireMfaOptions>(DUO_REQUIRE_MFA)?.maxAgeMs,
+      maxAgeMs: requireMfa?.maxAgeMs,
       groups: read<string[]>(DUO_REQUIRE_GROUPS),
+      requireMfa: requireMfa !== undefined,
+      factors: requireMfa?.factors,
+      allowBypass: requireMfa?.allowBypass,
     };
     if (!byController) {
       byController = new WeakMap();
@@ -159,15 +217,18 @@ export class MfaGuard implements CanActivate {
     context: ExecutionContext,
     req: Request,
     denial: MfaDenial & { session: MfaSession },
+    error?: DuoError,
   ): Promise<never> {
     await this.flow.emit({
       type: 'access_denied',
       outcome: 'failure',
       username: denial.session.username,
-      reason: denial.code,
+      // A policy refusal records its reason (bypass_not_allowed, ...); detail names the code.
+      reason: denial.reason ?? denial.code,
+      ...(denial.reason ? { detail: { error: denial.code } } : {}),
       path: req.path,
       ...requestContext(req),
     });
-    return this.#refuse(context, denial);
+    return this.#refuse(context, denial, error);
   }
 }
