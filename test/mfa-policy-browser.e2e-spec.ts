@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Browser } from 'playwright-core';
+import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
+import { startApp, simulatorEnv, type RunningApp } from './utils/app-harness.js';
+import { launchChromium, screenshotter } from './utils/browser.js';
+
+// The policy refusal page in Debian's Chromium: a bypass user at /admin reads why, and its link
+// leads to the sign-on form that returns to /admin. Screenshots: test-output/screenshots/mfa-policy/.
+let sim: RunningSimulator;
+let app: RunningApp;
+let browser: Browser;
+const shot = screenshotter('mfa-policy');
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, auto: 'allow' });
+  sim.control.setUsers([{ username: 'bypass-admin', status: 'bypass', groups: ['admins'] }]);
+  app = await startApp(simulatorEnv(sim));
+  browser = await launchChromium();
+}, 30_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await sim?.close();
+});
+
+describe('policy refusal page in Chromium', () => {
+  it('should tell a bypass user why /admin is refused and link to a fresh MFA', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${app.url}/`);
+    await page.fill('#username', 'bypass-admin');
+    await Promise.all([
+      page.waitForURL((u) => u.href === `${app.url}/result`),
+      page.click('#submit'),
+    ]);
+
+    const res = await page.goto(`${app.url}/admin`);
+    await shot(page, 'admin-bypass-refused');
+
+    expect(res?.status()).toBe(403);
+    expect(await page.textContent('#title')).toBe('Access denied');
+    expect(await page.textContent('#message')).toContain('(bypass)');
+    await Promise.all([
+      page.waitForURL((u) => u.pathname === '/' && u.searchParams.get('returnTo') === '/admin'),
+      page.click('#restart'),
+    ]);
+    expect(await page.inputValue('input[name="returnTo"]')).toBe('/admin');
+    await shot(page, 'fresh-mfa-sign-on');
+    await page.close();
+  });
+});
