@@ -13,6 +13,7 @@ import {
   generateSessionId,
   hashSessionId,
   invalidSession,
+  isSessionHandle,
   isSessionId,
   newTimes,
   normalizeTimeouts,
@@ -20,6 +21,7 @@ import {
   coreJson,
   sealParts,
   serializeData,
+  summarize,
   type NormalizedTimeouts,
   type SessionCore,
   type SessionTimes,
@@ -29,6 +31,7 @@ import type {
   NewMfaSession,
   SessionLookup,
   SessionStore,
+  SessionSummary,
   SessionTimeoutOptions,
 } from './session-store.interface.js';
 import { positiveIntOption, settle, sha256Base64Url } from './store-validation.js';
@@ -165,6 +168,26 @@ export class MemorySessionStore implements SessionStore {
       }
       return n;
     });
+  }
+
+  async listForUser(username: string, now = this.#t.clock()): Promise<SessionSummary[]> {
+    const out: SessionSummary[] = [];
+    for (const hash of [...(this.#byUser.get(username) ?? [])]) {
+      const entry = (await this.#verified(hash))?.entry;
+      if (entry && entry.core.username === username && !expiryReason(entry.times, now)) {
+        out.push(summarize(hash, entry.core, entry.times));
+      }
+    }
+    return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  destroyByHandle(username: string, handle: string): Promise<boolean> {
+    return settle(
+      () =>
+        isSessionHandle(handle) &&
+        this.#sessions.get(handle)?.core.username === username &&
+        this.#delete(handle),
+    );
   }
 
   count(): Promise<number> {

@@ -20,6 +20,7 @@ import {
   generateSessionId,
   hashSessionId,
   invalidSession,
+  isSessionHandle,
   isSessionId,
   newTimes,
   normalizeTimeouts,
@@ -27,6 +28,7 @@ import {
   readBack,
   sealParts,
   serializeData,
+  summarize,
   type NormalizedTimeouts,
   type SessionRecordParts,
   type SessionTimes,
@@ -36,6 +38,7 @@ import type {
   NewMfaSession,
   SessionLookup,
   SessionStore,
+  SessionSummary,
   SessionTimeoutOptions,
 } from './session-store.interface.js';
 import { effectivePrefix, escapeGlob, sha256Base64Url } from './store-validation.js';
@@ -107,7 +110,16 @@ end
 redis.call('DEL', KEYS[1])
 return n
 `;
+// Deletes one session only if it belongs to the user (its u field), and drops it from the index.
+// KEYS[1] session, KEYS[2] user index; ARGV user suffix, id hash. 1: deleted; 0: absent or not theirs.
+const DESTROY_HANDLE_LUA = `
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+`;
 const CREATE_SCRIPT = new RedisScript(CREATE_LUA);
+const DESTROY_HANDLE_SCRIPT = new RedisScript(DESTROY_HANDLE_LUA);
 const TOUCH_SCRIPT = new RedisScript(TOUCH_LUA);
 const EXPIRE_SCRIPT = new RedisScript(EXPIRE_LUA);
 const UPDATE_SCRIPT = new RedisScript(UPDATE_LUA);
@@ -137,7 +149,8 @@ interface ReadSession extends SessionRecordParts {
 /**
  * Sessions in Redis (one node, or a Cluster), shared by all instances. Layout: a hash at
  * `<prefix>s:<sha256(id)>` (fields c, t, d, u, m; PX TTL = the nearer of idle and absolute expiry)
- * and a set `<prefix>u:<sha256(username)>` of id hashes for `destroyAllForUser` (TTL pushed out to
+ * and a set `<prefix>u:<sha256(username)>` of id hashes for `listForUser`, `destroyByHandle` and
+ * `destroyAllForUser` (TTL pushed out to
  * the longest absolute expiry; stale members pruned). `m` is a MAC over the key name and every
  * other field (StoreRecordSealer): a session whose MAC fails is deleted, reported once through
  * `onInvalidRecord`, and answers missing. Touch and update rewrite `m` with a compare-and-set on
@@ -304,10 +317,40 @@ export class RedisSessionStore implements SessionStore {
     }
     const n = await DESTROY_USER_SCRIPT.run(
       this.redis,
-      [`${this.prefix}u:${sha256Base64Url(username)}`],
+      [this.#userKey(username)],
       [this.#luaSessionPrefix],
     );
     return typeof n === 'number' ? n : 0;
+  }
+
+  async listForUser(username: string, now = this.#t.clock()): Promise<SessionSummary[]> {
+    if (typeof username !== 'string' || username.length === 0) {
+      return [];
+    }
+    const members = await this.redis.smembers(this.#userKey(username));
+    // Each record is read and checked as `get` reads it (MAC first); nothing is touched.
+    const reads = await Promise.all(
+      members.filter(isSessionHandle).map(async (hash) => ({ hash, read: await this.#read(hash) })),
+    );
+    const out: SessionSummary[] = [];
+    for (const { hash, read } of reads) {
+      if (read && read.core.username === username && !expiryReason(read.times, now)) {
+        out.push(summarize(hash, read.core, read.times));
+      }
+    }
+    return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async destroyByHandle(username: string, handle: string): Promise<boolean> {
+    if (typeof username !== 'string' || username.length === 0 || !isSessionHandle(handle)) {
+      return false;
+    }
+    const n = await DESTROY_HANDLE_SCRIPT.run(
+      this.redis,
+      [this.#sessionKey(handle), this.#userKey(username)],
+      [sha256Base64Url(username), handle],
+    );
+    return n === 1;
   }
 
   async count(): Promise<number> {
@@ -341,6 +384,11 @@ export class RedisSessionStore implements SessionStore {
       await reportInvalid(this.#onInvalid, { store: 'session', reason: verdict ? 'shape' : 'mac' });
     }
     return undefined;
+  }
+
+  /** The per-user index: same prefix (and so, on a Cluster, same hash-tag slot) as the sessions. */
+  #userKey(username: string): string {
+    return `${this.prefix}u:${sha256Base64Url(username)}`;
   }
 
   #sessionKey(hash: string): string {

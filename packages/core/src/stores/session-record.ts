@@ -18,6 +18,7 @@ import {
 import type {
   MfaSession,
   SessionExpiryReason,
+  SessionSummary,
   SessionTimeoutOptions,
 } from './session-store.interface.js';
 
@@ -73,6 +74,11 @@ export function generateSessionId(): string {
 /** The key a store files a session under: base64url SHA-256 of the raw id. */
 export function hashSessionId(id: string): string {
   return sha256Base64Url(id);
+}
+
+/** True when `handle` has the shape of a session handle (hashSessionId's output). */
+export function isSessionHandle(handle: unknown): handle is string {
+  return isBase64Url(handle, 43, 43);
 }
 
 export interface SessionCore {
@@ -250,6 +256,11 @@ export function newTimes(now: number, t: NormalizedTimeouts): SessionTimes {
     idleExpiresAt: now + t.idleTimeoutMs,
     absoluteExpiresAt: now + t.absoluteTimeoutMs,
   };
+}
+
+/** What session control shows of a session: its handle, identity and times (no id, no data). */
+export function summarize(handle: string, core: SessionCore, times: SessionTimes): SessionSummary {
+  return { handle, ...core, groups: [...core.groups], ...times };
 }
 
 export function assemble(

@@ -55,6 +55,16 @@ export type NewMfaSession = Omit<
   'id' | 'createdAt' | 'lastSeenAt' | 'idleExpiresAt' | 'absoluteExpiresAt'
 >;
 
+/**
+ * What session control shows of a live session (`listForUser`): every recorded fact but its id and
+ * its app data. The `handle` names it for `destroyByHandle`; it is the key the store files it under
+ * (base64url SHA-256 of the id), so it cannot be turned back into the id or used as a cookie.
+ */
+export type SessionSummary = Omit<MfaSession, 'id' | 'data'> & {
+  /** base64url SHA-256 of the session id (43 characters). */
+  handle: string;
+};
+
 export type SessionExpiryReason = 'idle' | 'absolute';
 
 export type SessionLookup =
@@ -78,6 +88,17 @@ export interface SessionStore {
   destroy(id: string): Promise<boolean>;
   /** Deletes every session of `username` (admin revocation, ASVS 7.4.2); answers how many. */
   destroyAllForUser(username: string): Promise<number>;
+  /**
+   * The live sessions of `username`, newest first (session control). Expired sessions are left
+   * out (and left for `get` to report); a record failing its MAC is dropped and reported. Never
+   * touches a session: listing is not activity.
+   */
+  listForUser(username: string, now?: number): Promise<SessionSummary[]>;
+  /**
+   * Deletes the session whose handle (see SessionSummary) is `handle`, only when it belongs to
+   * `username`; true when one was deleted. A malformed handle answers false.
+   */
+  destroyByHandle(username: string, handle: string): Promise<boolean>;
   /** Sessions held (expired ones not yet reported or dropped included). */
   count(): Promise<number>;
   close?(): Promise<void>;

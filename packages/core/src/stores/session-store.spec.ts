@@ -19,6 +19,7 @@ const T0 = 1_800_000_000_000;
 const IDLE = 15 * 60_000;
 const ABSOLUTE = 8 * 3_600_000;
 const TOUCH = 60_000;
+const hashOf = (id: string) => createHash('sha256').update(id).digest('base64url');
 
 /** Every string Redis holds under a key: its name, and its fields, members and values. */
 async function everythingUnder(b: StoreBackend, prefix: string): Promise<string[]> {
@@ -256,6 +257,56 @@ describe.each(variants)('SessionStore contract: %s', (_name, makeStore) => {
     expect(await store.destroyAllForUser('nobody')).toBe(0);
   });
 
+  it('should list only the live sessions of that user by handle when listing for a user', async () => {
+    const store = makeStore();
+    const older = await store.create(input(), T0);
+    const newer = await store.create(input({ factor: 'phone_call' }), T0 + 1_000);
+    const stale = await store.create(input(), T0 - IDLE);
+    await store.create(input({ username: 'bob' }), T0);
+
+    const listed = await store.listForUser('alice', T0 + TOUCH + 1);
+
+    expect(listed.map((s) => s.handle)).toEqual([hashOf(newer.id), hashOf(older.id)]);
+    expect(listed[0]).toMatchObject({
+      username: 'alice',
+      mfa: true,
+      factor: 'phone_call',
+      application: input().application,
+      clientIp: input().clientIp,
+      createdAt: T0 + 1_000,
+      lastSeenAt: T0 + 1_000,
+    });
+    expect(JSON.stringify(listed)).not.toContain(newer.id);
+    expect(listed.every((s) => !('id' in s) && !('data' in s))).toBe(true);
+    // Listing is not activity, and an expired session is left for get to report once.
+    expect(await store.get(stale.id, T0 + TOUCH + 1)).toMatchObject({ status: 'expired' });
+    expect(await store.get(older.id, T0 + IDLE)).toMatchObject({ status: 'expired' });
+    expect(await store.listForUser('nobody', T0)).toEqual([]);
+  });
+
+  it('should destroy one session of that user when destroyed by its handle', async () => {
+    const store = makeStore();
+    const [a, b] = [await store.create(input(), T0), await store.create(input(), T0)];
+    const bob = await store.create(input({ username: 'bob' }), T0);
+
+    const wrongUser = await store.destroyByHandle('alice', hashOf(bob.id));
+    const malformed = await Promise.all(
+      ['', 'short', a.id, `${hashOf(a.id)}x`, '../s/x'].map((h) =>
+        store.destroyByHandle('alice', h),
+      ),
+    );
+    const done = await store.destroyByHandle('alice', hashOf(a.id));
+    const again = await store.destroyByHandle('alice', hashOf(a.id));
+
+    expect(wrongUser).toBe(false);
+    expect(malformed.every((r) => r === false)).toBe(true);
+    expect([done, again]).toEqual([true, false]);
+    expect(await store.get(a.id, T0)).toEqual({ status: 'missing' });
+    expect((await store.get(b.id, T0)).status).toBe('active');
+    expect((await store.get(bob.id, T0)).status).toBe('active');
+    expect((await store.listForUser('alice', T0)).map((s) => s.handle)).toEqual([hashOf(b.id)]);
+  });
+
   it('should hand out copies when the caller mutates a returned session', async () => {
     const store = makeStore();
     const created = await store.create(input(), T0);
@@ -424,6 +475,43 @@ describe.each(backends.map((b) => [b.name, b] as const))('RedisSessionStore on %
       expect(await a.get(s.id, T0)).toEqual({ status: 'missing' });
     }
     expect(await keysUnder(prefix)).toEqual([]);
+  });
+
+  it('should list and revoke on one instance the sessions created on another', async () => {
+    const prefix = freshPrefix();
+    const a = new RedisSessionStore(redis, { prefix, ...timeouts });
+    const b = new RedisSessionStore(redis2, { prefix, ...timeouts });
+    const [s1, s2] = [await a.create(input(), T0), await a.create(input(), T0 + 1)];
+
+    const listed = await b.listForUser('alice', T0 + 2);
+    const revoked = await b.destroyByHandle('alice', listed[1].handle);
+
+    expect(listed.map((s) => s.handle)).toEqual([hashOf(s2.id), hashOf(s1.id)]);
+    expect(revoked).toBe(true);
+    expect(await a.get(s1.id, T0 + 3)).toEqual({ status: 'missing' });
+    expect((await a.get(s2.id, T0 + 3)).status).toBe('active');
+    // The index no longer names the revoked session.
+    const index = (await keysUnder(prefix)).find((k) => k.startsWith(`${prefix}u:`))!;
+    expect(await redis.smembers(index)).toEqual([hashOf(s2.id)]);
+  });
+
+  it('should not list a session whose record was edited, and report it', async () => {
+    const prefix = freshPrefix();
+    const reports: InvalidStoreRecord[] = [];
+    const store = new RedisSessionStore(redis, {
+      prefix,
+      ...timeouts,
+      onInvalidRecord: (r) => {
+        reports.push(r);
+      },
+    });
+    const [good, bad] = [await store.create(input(), T0), await store.create(input(), T0)];
+    await redis.hset(`${prefix}s:${hashOf(bad.id)}`, 'd', '{"csrf":"attacker"}');
+
+    const listed = await store.listForUser('alice', T0);
+
+    expect(listed.map((s) => s.handle)).toEqual([hashOf(good.id)]);
+    expect(reports).toEqual([{ store: 'session', reason: 'mac' }]);
   });
 
   it('should report an expiry only once when two instances see it at the same time', async () => {
