@@ -32,6 +32,9 @@ export const AUDIT_APP_REASONS = [
   'state_store',
   'audit_unavailable',
   'offsite_return_to',
+  'admin_revoked',
+  'compromised',
+  'failopen_reverify',
   'other',
 ] as const;
 export type AuditAppReason = (typeof AUDIT_APP_REASONS)[number];
@@ -58,6 +61,8 @@ export const AUDIT_DEFAULT_OUTCOME: Readonly<Record<AuditEventType, AuditOutcome
   input_validation_failed: 'failure',
   session_invalid: 'failure',
   store_record_invalid: 'failure',
+  session_revoked: 'success',
+  user_marked_compromised: 'success',
   audit_spool_replayed: 'info',
 };
 

@@ -5,7 +5,11 @@ import type { DuoMfaResult } from './duo.types.js';
  * The auth events the library reports through `onEvent`; the audit trail stores them.
  * `input_validation_failed`: a request refused as malformed or forged (bad parameters, CSRF);
  * `rate_limited`: a request refused by a rate limit (the reason names the limit);
- * `session_invalid`: a forged, tampered or duplicated session cookie (one row per source and window).
+ * `session_invalid`: a forged, tampered or duplicated session cookie (one row per source and window);
+ * `session_revoked`: an admin ended a user's session, or all of them (`username` is the user,
+ * `detail.actor` the admin); `user_marked_compromised`: an admin marked a user compromised, which
+ * ends all their sessions (`detail.revoked` counts them). A fail-open session ended because Duo
+ * answers again is `session_expired` with reason `failopen_reverify`.
  */
 export const DUO_AUTH_EVENT_TYPES = [
   'mfa_started',
@@ -24,6 +28,8 @@ export const DUO_AUTH_EVENT_TYPES = [
   'rate_limited',
   'session_invalid',
   'store_record_invalid',
+  'session_revoked',
+  'user_marked_compromised',
 ] as const;
 
 export type DuoAuthEventType = (typeof DUO_AUTH_EVENT_TYPES)[number];

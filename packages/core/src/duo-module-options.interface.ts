@@ -67,6 +67,14 @@ export interface DuoModuleOptions extends DuoClientOptions {
   showPoweredBy?: boolean;
   /** What happens when Duo cannot be reached before the redirect: 'closed' refuses sign-on. @default 'closed' */
   failmode?: 'closed' | 'open';
+  /**
+   * What becomes of fail-open sessions (failmode 'open'). `reverifyWhenDuoIsBack`: once Duo's
+   * health check answers again, MfaGuard ends a fail-open session on its next request (audited as
+   * `session_expired`, reason `failopen_reverify`) and sends the user to sign on, now through Duo.
+   * The check is the module's cached, single-flight health check (healthCacheMs; 2 s after a
+   * failure), run only for fail-open sessions. @default { reverifyWhenDuoIsBack: true }
+   */
+  failOpen?: { reverifyWhenDuoIsBack?: boolean };
   /** How long a health-check answer is reused. @default 10000 */
   healthCacheMs?: number;
   /** How long a started sign-on waits for Duo's callback. @default 600000 */

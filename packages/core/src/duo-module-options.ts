@@ -114,6 +114,10 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
         "must hold a hash tag on Redis Cluster, such as '{duo}:' (the stores' scripts touch several keys, which must share one slot)",
     });
   }
+  const reverify = options.failOpen?.reverifyWhenDuoIsBack;
+  if (reverify !== undefined && typeof reverify !== 'boolean') {
+    issues.push({ field: 'failOpen.reverifyWhenDuoIsBack', message: 'must be a boolean' });
+  }
   const secureCookies = options.secureCookies ?? !normalized.allowInsecureHttp;
   const result: NormalizedDuoModuleOptions = {
     ...options,
@@ -123,6 +127,7 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     css,
     showPoweredBy: options.showPoweredBy ?? false,
     failmode: options.failmode ?? 'closed',
+    failOpen: { reverifyWhenDuoIsBack: options.failOpen?.reverifyWhenDuoIsBack ?? true },
     healthCacheMs: positive(issues, 'healthCacheMs', options.healthCacheMs, 10_000, 0, 600_000),
     pendingTtlMs: positive(
       issues,

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DuoCookies } from './duo-cookies.js';
 import { EventAggregator } from './duo-event-aggregator.js';
+import { DuoHealthService } from './duo-health.service.js';
 import { requestContext } from './duo-request-context.js';
 import { storeCall } from './duo-store-call.js';
 import { InjectDuoOptions, InjectSessionStore } from './duo.tokens.js';
@@ -26,6 +27,7 @@ export class DuoSessionService {
   constructor(
     @InjectSessionStore() private readonly store: SessionStore,
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
+    private readonly health: DuoHealthService,
   ) {
     this.cookies = new DuoCookies(
       options.sessionSecret,
@@ -96,6 +98,23 @@ export class DuoSessionService {
     await this.destroyCurrent(req);
     this.cookies.clear(res, this.cookies.session);
     return lookup.status === 'active' ? lookup.session : undefined;
+  }
+
+  /**
+   * Ends a fail-open session once Duo answers again (`failOpen.reverifyWhenDuoIsBack`, on by
+   * default): true when `session` is fail-open, the option is on, and Duo's health check (cached
+   * and single-flight, so an outage costs one call per window, not one per request) is up; the
+   * session is then destroyed. False for every other session, and while Duo is still down.
+   */
+  async endFailOpenIfDuoIsBack(session: MfaSession): Promise<boolean> {
+    if (!session.failOpen || this.options.failOpen.reverifyWhenDuoIsBack === false) {
+      return false;
+    }
+    if (!(await this.health.check()).ok) {
+      return false;
+    }
+    await storeCall('session', () => this.store.destroy(session.id));
+    return true;
   }
 
   count(): Promise<number> {

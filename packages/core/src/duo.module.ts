@@ -18,6 +18,7 @@ import {
 import type { DuoModuleOptions } from './duo-module-options.interface.js';
 import { DuoCsrfService } from './duo-csrf.service.js';
 import { DuoSessionService } from './duo-session.service.js';
+import { DuoSessionControl } from './duo-session-control.service.js';
 import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
 import { DuoSignOn } from './duo-sign-on.service.js';
 import { DuoCsrfGuard, DuoStartGuard } from './duo-start.guard.js';
@@ -159,6 +160,7 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     },
     DuoHealthService,
     DuoSessionService,
+    DuoSessionControl,
     DuoFlowService,
     DuoStrategy,
     DuoStartGuard,
@@ -173,6 +175,7 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoStrategy,
     DuoHealthService,
     DuoSessionService,
+    DuoSessionControl,
     DuoFlowService,
     DuoStartGuard,
     DuoCsrfGuard,

@@ -18,6 +18,7 @@ export { sanitizeReturnTo } from './duo-module-options.js';
 export { DuoCsrfGuard, DuoRequestAnswered, DuoStartGuard } from './duo-start.guard.js';
 export { MfaGuard, type MfaDenial } from './mfa.guard.js';
 export { DuoSignOn } from './duo-sign-on.service.js';
+export { DuoSessionControl, type DuoSessionControlActor } from './duo-session-control.service.js';
 export { DuoFormFields } from './duo-form-fields.decorator.js';
 export type { DuoFormFieldsValue } from './duo-csrf.service.js';
 export {
@@ -65,7 +66,12 @@ export type {
 } from './stores/pending-login-store.interface.js';
 export { MemorySessionStore } from './stores/memory-session.store.js';
 export { RedisSessionStore } from './stores/redis-session.store.js';
-export type { MfaSession, SessionLookup, SessionStore } from './stores/session-store.interface.js';
+export type {
+  MfaSession,
+  SessionLookup,
+  SessionStore,
+  SessionSummary,
+} from './stores/session-store.interface.js';
 export { MemoryRateLimitStore } from './stores/memory-rate-limit.store.js';
 export { RedisRateLimitStore } from './stores/redis-rate-limit.store.js';
 export type { RateLimitHit, RateLimitStore } from './stores/rate-limit-store.interface.js';

@@ -63,5 +63,5 @@ export {
 } from './duo-rate-limiter.js';
 export { MEMORY_RATE_LIMIT_MAX_KEYS } from './stores/memory-rate-limit.store.js';
 export { DuoFormFieldsPipe } from './duo-form-fields.decorator.js';
-export { showUnsafe } from './duo-text-policy.js';
+export { checkUsername, showUnsafe } from './duo-text-policy.js';
 export { parseProxyUrl, readCaFile } from './duo-transport.js';

@@ -102,6 +102,21 @@ export class MfaGuard implements CanActivate {
       return this.#refuse(context, { code: 'mfa_required', message: 'Sign on with Duo first' });
     }
     const session = lookup.session;
+    if (await this.sessions.endFailOpenIfDuoIsBack(session)) {
+      // Fail-open stood in for MFA only while Duo was down: now the user goes through Duo.
+      await this.flow.emit({
+        type: 'session_expired',
+        outcome: 'info',
+        username: session.username,
+        reason: 'failopen_reverify',
+        ...requestContext(req),
+      });
+      return this.#refuse(context, {
+        code: 'session_expired',
+        message: 'Two-factor authentication is available again; sign on with Duo',
+        session,
+      });
+    }
     if (!session.mfa && !policy.allowFailOpen) {
       return this.#deny(context, req, {
         code: 'mfa_not_performed',
