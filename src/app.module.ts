@@ -4,7 +4,13 @@ import { APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
-import { AuditController, AuditModule, AuditPageController, AuditService } from '@duo-nest/audit';
+import {
+  AuditController,
+  AuditModule,
+  AuditPageController,
+  AuditService,
+  AuditSessionsController,
+} from '@duo-nest/audit';
 import { auditEventSink } from './auth/auth-audit.js';
 import { buildTypeOrmOptions } from './database/typeorm-options.js';
 import { AuthController } from './auth/auth.controller.js';
@@ -97,6 +103,7 @@ export class AppModule {
         MetricsController,
         AuditController,
         AuditPageController,
+        AuditSessionsController,
       ],
       // useExisting: the one MfaGuard of DuoModule, so tests can replace it with overrideGuard().
       providers: [{ provide: APP_GUARD, useExisting: MfaGuard }, GracefulShutdownService],

@@ -205,7 +205,7 @@ ${eventsTable(view.events)}
 ${view.nextCursor ? `<a id="next" href="${esc(pageHref(view, view.nextCursor))}">Older events</a>` : '<span id="end" class="muted">End of the trail for these filters.</span>'}</nav></section>`;
   return page(
     'Audit trail',
-    `<main><h1 id="title">Audit trail</h1>${filtersForm(view)}${body}</main>`,
+    `<main><h1 id="title">Audit trail</h1><p><a id="sessions-link" href="/audit/sessions">User sessions</a>: list, revoke, mark compromised.</p>${filtersForm(view)}${body}</main>`,
     CSS,
   );
 }

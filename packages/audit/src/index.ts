@@ -36,6 +36,11 @@ export {
   type AuditStatsResponse,
 } from './audit.controller.js';
 export { AuditPageController } from './audit-page.controller.js';
+export {
+  AuditSessionsController,
+  type AuditSessionsResponse,
+  type AuditSessionView,
+} from './audit-sessions.controller.js';
 export { AUDIT_OPENAPI } from './audit-openapi.js';
 export { AUDIT_CSV_COLUMNS, csvCell, csvLine, ndjsonLine } from './audit-export.js';
 export {
