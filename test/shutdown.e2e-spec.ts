@@ -80,6 +80,7 @@ beforeAll(async () => {
   proxy = await startSlowDuo(new URL(sim.url));
   const { port } = proxy.address() as { port: number };
   proxyUrl = `http://127.0.0.1:${port}`;
+  sim.control.setPublicHost(`127.0.0.1:${port}`); // the app names Duo by the proxy
   dir = mkdtempSync(join(tmpdir(), 'duo-nest-shutdown-'));
 });
 afterAll(async () => {

@@ -195,6 +195,8 @@ export async function startStack(
 ): Promise<Stack> {
   const sim = await startSimulator({ auto: 'allow', ...simOptions });
   const proxy = await new DuoProxy(sim.url).start();
+  // The simulator's one public name (aud, iss) is the proxy's, as the app is configured with it.
+  sim.control.setPublicHost(new URL(proxy.url).host);
   const app = await startApp({
     DUO_CLIENT_ID: sim.clientId,
     DUO_CLIENT_SECRET: sim.clientSecret,

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PATHS, requestOrigin, type SimContext } from './context.js';
+import type { SimApplication } from './applications.js';
+import { PATHS, type SimContext } from './context.js';
 import { appendParams, remoteIp, sendHtml, sendRedirect, sleep } from './http.js';
 import { audienceMatches, checkExp, JwtCheckError, verifySignature } from './jwt.js';
 import { parseUrlEncoded, readParams } from './params.js';
 import {
   isPromptFactor,
   PROMPT_FACTORS,
+  type PromptFactor,
   renderDenied,
   renderError,
   renderPrompt,
@@ -51,12 +53,14 @@ async function parseAuthorize(
   if (!request) {
     reject("request: ['Missing data for required field.']");
   }
-  if (query.get('client_id') !== ctx.clientId) {
+  const app = ctx.store.app(query.get('client_id'));
+  if (!app) {
     reject('client_id: unknown or missing client id');
   }
   let claims: Record<string, unknown>;
   try {
-    claims = await verifySignature(request, ctx.keys);
+    // Signed with the secret of the application the query names.
+    claims = await verifySignature(request, app.keys);
   } catch (err) {
     reject(
       `request: invalid request JWT (${err instanceof JwtCheckError ? err.message : 'unreadable'})`,
@@ -66,7 +70,7 @@ async function parseAuthorize(
   if (claims.response_type !== 'code') {
     reject("response_type: must be 'code'");
   }
-  if (claims.client_id !== ctx.clientId) {
+  if (claims.client_id !== app.clientId) {
     reject('client_id: the request JWT names another client');
   }
   if (claims.scope !== undefined && claims.scope !== 'openid') {
@@ -85,10 +89,11 @@ async function parseAuthorize(
   } catch (err) {
     reject(`exp: ${err instanceof Error ? err.message : 'invalid'}`);
   }
-  if (claims.iss !== undefined && claims.iss !== ctx.clientId) {
+  if (claims.iss !== undefined && claims.iss !== app.clientId) {
     reject('iss: must be the client id');
   }
-  const origin = requestOrigin(ctx, req);
+  // The public host only, whatever Host header the browser sent.
+  const origin = ctx.store.publicOrigin;
   if (
     claims.aud !== undefined &&
     !audienceMatches(claims.aud, [origin, origin + PATHS.authorize])
@@ -108,7 +113,7 @@ async function parseAuthorize(
   }
   const flag = claims.use_duo_code_attribute;
   return {
-    clientId: ctx.clientId,
+    clientId: app.clientId,
     redirectUri,
     state,
     useDuoCode: flag === true || flag === 'true' || flag === 'True',
@@ -174,7 +179,23 @@ const DENIAL_MESSAGES: Record<string, string> = {
   locked_out: 'Your account is locked out. Contact your administrator.',
   user_disabled: 'Your account is disabled. Contact your administrator.',
   deny_unenrolled_user: 'You are not enrolled in Duo and new users are not allowed to log in.',
+  denied_by_policy: 'Your organization does not allow access to this application.',
+  factor_restricted: 'This authentication method is not allowed for this application.',
 };
+
+/** Whether an application's policy allows a factor (a form value or the name Duo logs). */
+function factorAllowed(app: SimApplication, factor: string): boolean {
+  const allowed = app.policy.allowedFactors;
+  return (
+    allowed === null || allowed.some((id) => id === factor || PROMPT_FACTORS[id].factor === factor)
+  );
+}
+
+/** The factor an approval without a choice uses: Duo Push when allowed, else the first allowed. */
+function defaultFactor(app: SimApplication): PromptFactor {
+  const allowed = app.policy.allowedFactors;
+  return allowed === null || allowed.includes('duo_push') ? 'duo_push' : allowed[0];
+}
 
 /**
  * Denial: Duo's own page, no redirect; or the opt-in OAuth error redirect when allowed. Logged as
@@ -217,23 +238,27 @@ export async function handleAuthorize(
     }
     throw err;
   }
-  const resolved = ctx.store.users.resolve(request.duoUname, ctx.newUserPolicy);
+  const app = ctx.store.app(request.clientId)!;
+  const policy = app.policy;
+  const resolved = ctx.store.users.resolve(request.duoUname, policy.newUserPolicy);
   const tx = { ...request, user: resolved.user, alias: resolved.alias };
   const scripted = ctx.store.takeOutcome(request.duoUname, resolved.user.username);
+  const fallback = PROMPT_FACTORS[defaultFactor(app)];
   if (scripted) {
     if (scripted.delayMs) {
       await sleep(scripted.delayMs);
     }
     switch (scripted.outcome) {
-      case 'allow':
-        redirectWithCode(
-          ctx,
-          res,
-          tx,
-          scripted.factor ?? 'duo_push',
-          scripted.reason ?? 'user_approved',
-        );
+      case 'allow': {
+        const factor = scripted.factor ?? fallback.factor;
+        // The application's factor policy holds even for a scripted approval.
+        if (factor !== 'not_available' && !factorAllowed(app, factor)) {
+          deny(ctx, res, tx, 'factor_restricted', true, factor);
+          return;
+        }
+        redirectWithCode(ctx, res, tx, factor, scripted.reason ?? fallback.reason);
         return;
+      }
       case 'deny':
         deny(ctx, res, tx, scripted.reason ?? 'user_mistake', true, scripted.factor ?? 'duo_push');
         return;
@@ -259,36 +284,51 @@ export async function handleAuthorize(
     deny(ctx, res, tx, status === 'locked_out' ? 'locked_out' : 'user_disabled', false);
     return;
   }
+  // The application's authentication policy, before the new-user policy (order unconfirmed).
+  if (policy.authenticationPolicy === 'deny') {
+    deny(ctx, res, tx, 'denied_by_policy', false);
+    return;
+  }
+  if (policy.authenticationPolicy === 'bypass') {
+    redirectWithCode(ctx, res, tx, 'not_available', 'allowed_by_policy');
+    return;
+  }
   if (resolved.unenrolled) {
-    if (ctx.newUserPolicy === 'deny') {
+    if (policy.newUserPolicy === 'deny') {
       deny(ctx, res, tx, 'deny_unenrolled_user', false);
     } else {
       redirectWithCode(ctx, res, tx, 'not_available', 'allow_unenrolled_user');
     }
     return;
   }
-  if (status === 'bypass') {
+  // A bypass user skips the prompt only where the application allows it; else it is prompted.
+  if (status === 'bypass' && policy.allowBypass) {
     redirectWithCode(ctx, res, tx, 'not_available', 'bypass_user');
     return;
   }
   if (ctx.auto === 'allow') {
-    redirectWithCode(ctx, res, tx, 'duo_push', 'user_approved');
+    redirectWithCode(ctx, res, tx, fallback.factor, fallback.reason);
     return;
   }
   if (ctx.auto === 'deny') {
-    deny(ctx, res, tx, 'user_mistake', true, 'duo_push');
+    deny(ctx, res, tx, 'user_mistake', true, fallback.factor);
     return;
   }
   if (ctx.auto === 'fraud') {
-    deny(ctx, res, tx, 'user_marked_fraud', true, 'duo_push');
+    deny(ctx, res, tx, 'user_marked_fraud', true, fallback.factor);
     return;
   }
   if (ctx.auto === 'timeout') {
-    deny(ctx, res, tx, 'no_response', true, 'duo_push');
+    deny(ctx, res, tx, 'no_response', true, fallback.factor);
     return;
   }
   const id = ctx.store.addTransaction({ ...tx, expiresAt: Date.now() + TRANSACTION_TTL_MS });
-  const view = { applicationName: ctx.applicationName, username: tx.duoUname, transactionId: id };
+  const view = {
+    applicationName: app.name,
+    username: tx.duoUname,
+    transactionId: id,
+    factors: policy.allowedFactors ?? undefined,
+  };
   sendHtml(res, 200, renderPrompt(view), [new URL(tx.redirectUri).origin]);
 }
 
@@ -309,10 +349,18 @@ export async function handlePrompt(
     sendHtml(res, 400, renderError('This login request has expired or was already completed.'));
     return;
   }
+  const app = ctx.store.app(tx.clientId);
+  if (!app) {
+    sendHtml(res, 400, renderError('This application is no longer served.'));
+    return;
+  }
   const action = params.get('action');
   const choice = params.get('factor');
-  const factor = PROMPT_FACTORS[isPromptFactor(choice) ? choice : 'duo_push'];
-  if (action === 'approve') {
+  const factor = PROMPT_FACTORS[isPromptFactor(choice) ? choice : defaultFactor(app)];
+  if (action === 'approve' && !factorAllowed(app, factor.factor)) {
+    // A factor the page did not offer (a forged form): refused by the application's policy.
+    deny(ctx, res, tx, 'factor_restricted', true, factor.factor);
+  } else if (action === 'approve') {
     redirectWithCode(ctx, res, tx, factor.factor, factor.reason);
   } else if (action === 'deny') {
     deny(ctx, res, tx, 'user_mistake', true, factor.factor);

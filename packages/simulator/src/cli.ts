@@ -1,13 +1,21 @@
 // Argument parsing of the simulator CLI (main.ts), kept apart so it can be tested.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AUTO_MODES, type SimulatorOptions } from './types.js';
+import { loadApplicationsFile } from './applications.js';
+import { canonicalPublicHost } from './context.js';
+import { AUTO_MODES, type SimApplicationInput, type SimulatorOptions } from './types.js';
 
 export const USAGE = `Usage: duo-simulator [options]   (in this repository: npm run simulator -- [options])
   --port <n>                 port to listen on (default 4000, 0 = random)
   --host <addr>              address to bind (default 127.0.0.1)
   --client-id <id>           Duo client id (generated with --client-secret when both are absent)
   --client-secret <secret>   Duo client secret
+  --applications <file.json> more Duo applications (JSON array of { clientId, clientSecret, name?,
+                             policy? }, see the package README); with --client-id they follow it,
+                             without it the first of them is the first application
+  --public-host <host[:port]> the public API hostname: every aud expected and the id_token iss use
+                             it, never the Host header (default <host>:<port>; :443 with TLS and
+                             :80 without are dropped, as a URL drops them)
   --users <file.json>        user directory (JSON array of users, see the package README)
   --auto <mode>              answer authorize at once, without the prompt page:
                              allow | deny | fraud (deny and report) | timeout
@@ -65,6 +73,8 @@ export function parseCli(argv: string[]): SimulatorOptions | 'help' {
         'client-id': { type: 'string' },
         'client-secret': { type: 'string' },
         users: { type: 'string' },
+        applications: { type: 'string' },
+        'public-host': { type: 'string' },
         auto: { type: 'string' },
         'new-user-policy': { type: 'string' },
         'tls-cert': { type: 'string' },
@@ -117,12 +127,31 @@ export function parseCli(argv: string[]): SimulatorOptions | 'help' {
   if (values.users !== undefined) {
     readFile('users', values.users);
   }
+  let applications: SimApplicationInput[] | undefined;
+  if (values.applications !== undefined) {
+    readFile('applications', values.applications);
+    try {
+      applications = loadApplicationsFile(values.applications);
+    } catch (err) {
+      throw new UsageError(`--applications: ${err instanceof Error ? err.message : 'invalid'}`);
+    }
+  }
+  const publicHost = values['public-host'];
+  if (publicHost !== undefined) {
+    try {
+      canonicalPublicHost(publicHost, certPath ? 'https' : 'http');
+    } catch (err) {
+      throw new UsageError(`--public-host: ${err instanceof Error ? err.message : 'invalid'}`);
+    }
+  }
   return {
     port: integer('port', values.port, 0, 65535) ?? 4000,
     host: values.host,
     clientId,
     clientSecret,
     users: values.users,
+    applications,
+    publicHost,
     auto: oneOf('auto', values.auto, AUTO_MODES),
     newUserPolicy: oneOf('new-user-policy', values['new-user-policy'], [
       'enroll',

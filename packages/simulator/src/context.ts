@@ -1,8 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { AdminCredentials } from './admin-api.js';
-import type { AppKeys } from './jwt.js';
 import type { SimStore } from './state.js';
-import type { AutoMode, NewUserPolicy } from './types.js';
+import type { AutoMode } from './types.js';
 
 export const PATHS = {
   health: '/oauth/v1/health_check',
@@ -15,14 +13,8 @@ export const PATHS = {
 
 /** What every endpoint handler needs; one per running simulator. */
 export interface SimContext {
+  /** Directory, applications, codes, switches. */
   store: SimStore;
-  keys: AppKeys;
-  clientId: string;
-  scheme: 'http' | 'https';
-  /** host:port the server listens on, used when a request carries no Host header. */
-  apiHost: string;
-  applicationName: string;
-  newUserPolicy: NewUserPolicy;
   auto: AutoMode | null;
   errorRedirectOnDeny: boolean;
   codeTtlMs: number;
@@ -31,10 +23,30 @@ export interface SimContext {
 }
 
 /**
- * The origin a request was addressed to: scheme + the Host header, i.e. exactly the api host the
- * client configured. Audiences and the id_token issuer are built from it, so a client that
- * configured `localhost:port` and one that configured `127.0.0.1:port` each get their own.
+ * A simulator URL as its clients must name it: the public origin and a path. Every audience
+ * expected and the id_token issuer are built from it, never from a request's Host header (Duo has
+ * one API hostname per account).
  */
-export function requestOrigin(ctx: SimContext, req: IncomingMessage): string {
-  return `${ctx.scheme}://${req.headers.host ?? ctx.apiHost}`;
+export function publicUrl(ctx: SimContext, path: string): string {
+  return ctx.store.publicOrigin + path;
+}
+
+/**
+ * The canonical public host: lower-cased, the scheme's default port dropped (443 for https, 80 for
+ * http), as the WHATWG URL serialises it. Throws on anything but `host[:port]`.
+ */
+export function canonicalPublicHost(value: string, scheme: 'http' | 'https'): string {
+  if (
+    typeof value !== 'string' ||
+    !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::\d{1,5})?$/.test(value)
+  ) {
+    throw new Error('publicHost must be host[:port] (no scheme, path or credentials)');
+  }
+  let url: URL;
+  try {
+    url = new URL(`${scheme}://${value}`);
+  } catch {
+    throw new Error('publicHost must be host[:port] (no scheme, path or credentials)');
+  }
+  return url.host;
 }

@@ -2,7 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './http.js';
 import { readBody } from './params.js';
 import type { SimStore } from './state.js';
-import type { AdminFaultSettings, AuthLogInput, ScriptedOutcome } from './types.js';
+import type {
+  AdminFaultSettings,
+  AuthLogInput,
+  ScriptedOutcome,
+  SimApplicationInput,
+} from './types.js';
 import { parseUsers } from './users.js';
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -20,7 +25,8 @@ function asObject(value: unknown): Record<string, unknown> {
 /**
  * The JSON control API under /__sim (only this simulator serves it):
  * GET state, GET stats, POST reset, POST users, POST next-outcome, POST faults,
- * GET authlog, POST authlog, POST admin-faults.
+ * GET authlog, POST authlog, POST admin-faults, GET applications, POST applications,
+ * POST public-host ({ "publicHost": "host[:port]" }).
  */
 export async function handleControl(
   store: SimStore,
@@ -64,6 +70,26 @@ export async function handleControl(
         const body = asObject(await readJson(req));
         const txids = store.addAuthLogEntries(body.entries as AuthLogInput[]);
         sendJson(res, 200, { ok: true, txids });
+        return;
+      }
+      case 'GET applications':
+        sendJson(res, 200, { applications: store.applications() });
+        return;
+      case 'POST applications': {
+        // `[...]`, `{ "applications": [...] }` or one application object; no secret is echoed.
+        const body = await readJson(req);
+        const list = (
+          Array.isArray(body) || 'applications' in asObject(body) ? body : [body]
+        ) as SimApplicationInput[];
+        sendJson(res, 200, { ok: true, applications: await store.addApplications(list) });
+        return;
+      }
+      case 'POST public-host': {
+        const { publicHost } = asObject(await readJson(req));
+        if (typeof publicHost !== 'string') {
+          throw new Error('publicHost must be a string');
+        }
+        sendJson(res, 200, { ok: true, publicHost: store.setPublicHost(publicHost) });
         return;
       }
       case 'POST admin-faults':

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { SimContext } from './context.js';
-import { importAppKeys } from './jwt.js';
+import { ApplicationRegistry, parseApplication, type ParsedApplication } from './applications.js';
+import { canonicalPublicHost, type SimContext } from './context.js';
 import { createListener } from './server.js';
 import { SimStore } from './state.js';
 import type { RunningSimulator, SimulatorOptions, SimUser } from './types.js';
@@ -12,13 +12,17 @@ import { DEFAULT_USERS, loadUsersFile, parseUsers } from './users.js';
 export type * from './types.js';
 export {
   ADMIN_FAULTS,
+  AUTHENTICATION_POLICIES,
   AUTO_MODES,
+  NEW_USER_POLICIES,
+  PROMPT_FACTOR_IDS,
   HEALTH_FAULTS,
   SCRIPTED_OUTCOMES,
   TOKEN_FAULTS,
 } from './types.js';
 export { ADMIN_AUTH_ERRORS, ADMIN_AUTH_LOG_PATH } from './admin-api.js';
 export { DEFAULT_USERS, loadUsersFile } from './users.js';
+export { loadApplicationsFile } from './applications.js';
 
 const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -66,11 +70,37 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
+/**
+ * The applications to serve: the single clientId/clientSecret first when given (or generated when
+ * neither they nor `applications` are), then `applications`. Throws on a bad or repeated one.
+ */
+function resolveApplications(options: SimulatorOptions): ParsedApplication[] {
+  const newUserPolicy = options.newUserPolicy ?? 'enroll';
+  const given = options.applications ?? [];
+  if (!Array.isArray(given)) {
+    throw new Error('applications must be an array');
+  }
+  const single = options.clientId !== undefined || options.clientSecret !== undefined;
+  const inputs: unknown[] = [...given];
+  if (single || given.length === 0) {
+    inputs.unshift({
+      clientId: options.clientId ?? generateClientId(),
+      clientSecret: options.clientSecret ?? generateClientSecret(),
+      policy: { newUserPolicy },
+    });
+  }
+  const firstName = options.applicationName ?? 'duo-nest demo';
+  return inputs.map((input, i) =>
+    parseApplication(input, i, { name: i === 0 ? firstName : 'Web SDK', newUserPolicy }),
+  );
+}
+
 /** Starts a local Duo (health check, authorize + prompt, token, /__sim control API). */
 export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
   const host = options.host ?? '127.0.0.1';
-  const clientId = options.clientId ?? generateClientId();
-  const clientSecret = options.clientSecret ?? generateClientSecret();
+  const parsedApps = resolveApplications(options);
+  const apps = await ApplicationRegistry.create(parsedApps);
+  const { clientId, clientSecret } = parsedApps[0];
   const adminIntegrationKey = options.adminIntegrationKey ?? generateClientId();
   const adminSecretKey = options.adminSecretKey ?? generateClientSecret();
   if (!/^[A-Za-z0-9]{20}$/.test(adminIntegrationKey) || !/^[A-Za-z0-9]{40}$/.test(adminSecretKey)) {
@@ -78,7 +108,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   }
   const scheme = options.tls ? 'https' : 'http';
   const initialUsers = resolveUsers(options.users);
-  const keys = await importAppKeys(clientSecret);
+  if (options.publicHost !== undefined) {
+    canonicalPublicHost(options.publicHost, scheme); // refuse a bad one before listening
+  }
 
   const server = options.tls
     ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key })
@@ -86,27 +118,26 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   server.keepAliveTimeout = 65_000;
   const address = await listen(server, options.port ?? 0, host);
   const hostPart = address.family === 'IPv6' ? `[${address.address}]` : host;
-  const apiHost = `${hostPart}:${address.port}`;
-  const url = `${scheme}://${apiHost}`;
+  const url = `${scheme}://${hostPart}:${address.port}`;
+  // By default the name the caller bound (e.g. localhost, not the address it resolved to).
+  const bound = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const publicHost = canonicalPublicHost(options.publicHost ?? `${bound}:${address.port}`, scheme);
 
-  const store = new SimStore({
-    url,
-    clientId,
-    applicationName: options.applicationName ?? 'duo-nest demo',
-    newUserPolicy: options.newUserPolicy ?? 'enroll',
-    auto: options.auto ?? null,
-    errorRedirectOnDeny: options.errorRedirectOnDeny ?? false,
-    codeTtlMs: options.codeTtlMs ?? 60_000,
-    initialUsers,
-  });
+  const store = new SimStore(
+    {
+      url,
+      scheme,
+      publicHost,
+      newUserPolicy: options.newUserPolicy ?? 'enroll',
+      auto: options.auto ?? null,
+      errorRedirectOnDeny: options.errorRedirectOnDeny ?? false,
+      codeTtlMs: options.codeTtlMs ?? 60_000,
+      initialUsers,
+    },
+    apps,
+  );
   const ctx: SimContext = {
     store,
-    keys,
-    clientId,
-    scheme,
-    apiHost,
-    applicationName: store.config.applicationName,
-    newUserPolicy: store.config.newUserPolicy,
     auto: store.config.auto,
     errorRedirectOnDeny: store.config.errorRedirectOnDeny,
     codeTtlMs: store.config.codeTtlMs,
@@ -118,9 +149,19 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
 
   return {
     url,
-    apiHost,
+    get apiHost() {
+      return store.publicHost;
+    },
+    get publicOrigin() {
+      return store.publicOrigin;
+    },
     clientId,
     clientSecret,
+    applications: parsedApps.map((a) => ({
+      clientId: a.clientId,
+      clientSecret: a.clientSecret,
+      name: a.name,
+    })),
     adminIntegrationKey,
     adminSecretKey,
     control: store,

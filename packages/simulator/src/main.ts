@@ -27,10 +27,18 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const apiHost = options.tls ? sim.apiHost : sim.url;
+  // The public host, not the socket: aud and iss come from it (http:// marks the test-only mode).
+  const apiHost = options.tls ? sim.apiHost : sim.publicOrigin;
   const lines = [`# Duo simulator listening on ${sim.url} (control API: ${sim.url}/__sim/state)`];
+  if (sim.publicOrigin !== sim.url) {
+    lines.push(`# public host ${sim.apiHost}: clients name it, and reach ${sim.url}`);
+  }
+  for (const app of sim.applications.slice(1)) {
+    // Their secrets came from the applications file: never printed.
+    lines.push(`# application ${JSON.stringify(app.name)}: client id ${app.clientId}`);
+  }
   lines.push(`DUO_CLIENT_ID=${sim.clientId}`);
-  if (options.clientSecret === undefined) {
+  if (options.clientSecret === undefined && options.applications === undefined) {
     // Generated test credentials: print them so the app can be pointed at this simulator.
     lines.push(`DUO_CLIENT_SECRET=${sim.clientSecret}`);
   }

@@ -61,11 +61,14 @@ export interface PromptView {
   applicationName: string;
   username: string;
   transactionId: string;
+  /** The factors the application allows (its policy). @default all */
+  factors?: readonly PromptFactor[];
 }
 
 export function renderPrompt(view: PromptView): string {
-  const options = Object.entries(PROMPT_FACTORS)
-    .map(([value, f]) => `<option value="${value}">${escapeHtml(f.label)}</option>`)
+  const allowed = view.factors ?? (Object.keys(PROMPT_FACTORS) as PromptFactor[]);
+  const options = allowed
+    .map((value) => `<option value="${value}">${escapeHtml(PROMPT_FACTORS[value].label)}</option>`)
     .join('');
   return layout(
     'Duo Security',

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { handleAuthLog } from './admin-api.js';
 import { handleAuthorize, handlePrompt } from './authorize.js';
-import { PATHS, requestOrigin, type SimContext } from './context.js';
+import { PATHS, publicUrl, type SimContext } from './context.js';
 import { handleControl } from './control.js';
 import { REASON_HEADER, sendJson, sendText } from './http.js';
 import { BodyTooLargeError, readParams } from './params.js';
@@ -67,10 +67,11 @@ async function handleHealth(ctx: SimContext, req: IncomingMessage, res: ServerRe
   }
   const params = await readParams(req, url);
   const assertion = params.get('client_assertion');
-  const why =
-    params.get('client_id') !== ctx.clientId
-      ? 'client_id missing or unknown'
-      : await checkClientAssertion(ctx, assertion, requestOrigin(ctx, req) + PATHS.health);
+  const app = ctx.store.app(params.get('client_id'));
+  // Checked against that application's secret, and the aud against the public host only.
+  const why = !app
+    ? 'client_id missing or unknown'
+    : await checkClientAssertion(ctx, app, assertion, publicUrl(ctx, PATHS.health));
   if (why) {
     sendJson(res, 400, failEnvelope(), { [REASON_HEADER]: why });
     return;

@@ -33,7 +33,21 @@ export function randomHex(bytes = 18): string {
   return randomBytes(bytes).toString('hex');
 }
 
-/** A client assertion for `<sim.url><path>`; overrides replace (or with undefined, drop) claims. */
+/**
+ * The simulator as one of its applications sees it: the helpers below then sign with that
+ * application's client id and secret.
+ */
+export function asApp(
+  sim: RunningSimulator,
+  app: { clientId: string; clientSecret: string },
+): RunningSimulator {
+  return { ...sim, clientId: app.clientId, clientSecret: app.clientSecret };
+}
+
+/**
+ * A client assertion for `<sim.publicOrigin><path>`; overrides replace (or with undefined, drop)
+ * claims.
+ */
 export function assertion(
   sim: RunningSimulator,
   path: string,
@@ -43,7 +57,7 @@ export function assertion(
   const claims: Claims = {
     iss: sim.clientId,
     sub: sim.clientId,
-    aud: `${sim.url}${path}`,
+    aud: `${sim.publicOrigin}${path}`,
     exp: nowSec() + 300,
     jti: randomHex(),
     iat: nowSec(),
@@ -76,7 +90,7 @@ export async function authorizeUrl(sim: RunningSimulator, input: AuthorizeInput 
     state,
     duo_uname: input.username ?? 'alice',
     iss: sim.clientId,
-    aud: sim.url,
+    aud: sim.publicOrigin,
     use_duo_code_attribute: true,
     ...input.claims,
   });

@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import {
+  applicationList,
+  type ApplicationRegistry,
+  parseApplication,
+  type SimApplication,
+} from './applications.js';
 import { AuthLog, buildEntry, checkAuthLogInput } from './auth-log.js';
+import { canonicalPublicHost } from './context.js';
 import {
   ADMIN_FAULTS,
   SCRIPTED_OUTCOMES,
@@ -13,6 +20,8 @@ import {
   type FaultSettings,
   type HealthFault,
   type ScriptedOutcome,
+  type SimApplicationInfo,
+  type SimApplicationInput,
   type SimState,
   type SimStats,
   type SimUser,
@@ -23,6 +32,7 @@ import { parseUser, UserDirectory } from './users.js';
 
 /** A validated authorize request waiting on the prompt page. */
 export interface Transaction {
+  /** The application the authorize request named; its policy and name apply. */
   clientId: string;
   redirectUri: string;
   state: string;
@@ -40,6 +50,7 @@ export interface Transaction {
 export interface Grant {
   /** `auth_context.txid`, fixed when the authentication completes. */
   txid: string;
+  /** Only this application may redeem the code. */
   clientId: string;
   redirectUri: string;
   duoUname: string;
@@ -82,8 +93,10 @@ function emptyStats(): SimStats {
 
 export interface StoreConfig {
   url: string;
-  clientId: string;
-  applicationName: string;
+  scheme: 'http' | 'https';
+  /** The public host at start (canonical). */
+  publicHost: string;
+  /** Simulator-wide default for applications added without a newUserPolicy. */
   newUserPolicy: SimState['newUserPolicy'];
   auto: SimState['auto'];
   errorRedirectOnDeny: boolean;
@@ -113,16 +126,43 @@ export class SimStore implements SimulatorControl {
     retryAfterSec: number | null;
   } = { fault: null, remaining: null, retryAfterSec: null };
 
-  constructor(readonly config: StoreConfig) {
+  /** The public host in force (canonical); setPublicHost changes it, reset() does not. */
+  private publicHostNow: string;
+
+  constructor(
+    readonly config: StoreConfig,
+    readonly apps: ApplicationRegistry,
+  ) {
     this.users = new UserDirectory(config.initialUsers);
+    this.publicHostNow = config.publicHost;
+  }
+
+  get publicHost(): string {
+    return this.publicHostNow;
+  }
+
+  /** `<scheme>://<public host>`: the origin of every aud expected and of the id_token iss. */
+  get publicOrigin(): string {
+    return `${this.config.scheme}://${this.publicHostNow}`;
+  }
+
+  setPublicHost(host: string): string {
+    this.publicHostNow = canonicalPublicHost(host, this.config.scheme);
+    return this.publicHostNow;
+  }
+
+  /** The application a client id names, or undefined. */
+  app(clientId: string | undefined): SimApplication | undefined {
+    return this.apps.get(clientId);
   }
 
   /**
    * Appends one decision to the authentication log: the txid (the id_token's auth_context.txid for
-   * a success), the user, this application (the client id), factor, result and reason.
+   * a success), the user, the application the request named (its client id and name), factor,
+   * result and reason.
    */
   recordDecision(
-    tx: Pick<Transaction, 'user' | 'alias' | 'accessIp' | 'userAgent'>,
+    tx: Pick<Transaction, 'clientId' | 'user' | 'alias' | 'accessIp' | 'userAgent'>,
     decision: {
       result: SimAuthResult;
       reason: string;
@@ -144,8 +184,9 @@ export class SimStore implements SimulatorControl {
       factor: decision.factor,
       txid: decision.txid,
       timestampMs: decision.atMs,
-      applicationKey: this.config.clientId,
-      applicationName: this.config.applicationName,
+      applicationKey: tx.clientId,
+      // An application replaced or dropped since keeps its key; its name is looked up now.
+      applicationName: this.app(tx.clientId)?.name ?? '',
     });
     this.log.add(built);
     return built.entry.txid;
@@ -155,10 +196,13 @@ export class SimStore implements SimulatorControl {
 
   state(): SimState {
     const c = this.config;
+    const first = this.apps.first;
     return {
       url: c.url,
-      clientId: c.clientId,
-      applicationName: c.applicationName,
+      publicHost: this.publicHostNow,
+      clientId: first.clientId,
+      applications: this.apps.list(),
+      applicationName: first.name,
       newUserPolicy: c.newUserPolicy,
       auto: c.auto,
       errorRedirectOnDeny: c.errorRedirectOnDeny,
@@ -179,6 +223,7 @@ export class SimStore implements SimulatorControl {
 
   reset(): void {
     this.users.replace(this.config.initialUsers);
+    this.apps.reset();
     this.codes.clear();
     this.transactions.clear();
     this.jtis.clear();
@@ -199,14 +244,27 @@ export class SimStore implements SimulatorControl {
     }
     const checked = entries.map(checkAuthLogInput);
     return checked.map((input) => {
+      const key = input.applicationKey ?? this.apps.first.clientId;
       const built = buildEntry({
         ...input,
-        applicationKey: input.applicationKey ?? this.config.clientId,
-        applicationName: input.applicationName ?? this.config.applicationName,
+        applicationKey: key,
+        applicationName: input.applicationName ?? this.app(key)?.name ?? '',
       });
       this.log.add(built);
       return built.entry.txid;
     });
+  }
+
+  applications(): SimApplicationInfo[] {
+    return this.apps.list();
+  }
+
+  async addApplications(apps: SimApplicationInput[]): Promise<SimApplicationInfo[]> {
+    const parsed = applicationList(apps).map((a, i) =>
+      parseApplication(a, i, { name: 'Web SDK', newUserPolicy: this.config.newUserPolicy }),
+    );
+    await this.apps.upsert(parsed);
+    return this.apps.list();
   }
 
   setAdminFault(settings: AdminFaultSettings): void {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PATHS, requestOrigin, type SimContext } from './context.js';
+import { PATHS, publicUrl, type SimContext } from './context.js';
+import type { SimApplication } from './applications.js';
 import { REASON_HEADER, sendJson, sendRaw, sendText } from './http.js';
 import { ID_TOKEN_LIFETIME_SEC, idTokenClaims, signIdToken } from './id-token.js';
 import { checkAssertionClaims, JwtCheckError, peekClaims, verifySignature } from './jwt.js';
@@ -17,11 +18,13 @@ export const ERRORS = {
 } as const;
 
 /**
- * Checks a client assertion (HS512/HS256, iss/sub = client id, aud = the endpoint URL, exp,
- * jti ≥ 16 and not replayed). Returns null when valid, else the reason (for the reason header).
+ * Checks a client assertion of one application (HS512/HS256 with its secret, iss/sub = its client
+ * id, aud = the endpoint URL on the public host, exp, jti ≥ 16 and not replayed). Returns null when
+ * valid, else the reason (for the reason header).
  */
 export async function checkClientAssertion(
   ctx: SimContext,
+  app: SimApplication,
   assertion: string | undefined,
   audience: string,
 ): Promise<string | null> {
@@ -29,10 +32,10 @@ export async function checkClientAssertion(
     return 'client_assertion missing';
   }
   try {
-    const claims = await verifySignature(assertion, ctx.keys);
+    const claims = await verifySignature(assertion, app.keys);
     const nowMs = Date.now();
     const { jti, exp } = checkAssertionClaims(claims, {
-      clientId: ctx.clientId,
+      clientId: app.clientId,
       audience,
       nowSec: nowMs / 1000,
     });
@@ -90,7 +93,7 @@ function tokenError(
 
 export async function handleToken(
   ctx: SimContext,
-  req: IncomingMessage,
+  _req: IncomingMessage,
   res: ServerResponse,
   params: Params,
 ): Promise<void> {
@@ -118,16 +121,24 @@ export async function handleToken(
     tokenError(ctx, res, 'invalid_client', ERRORS.issMismatch, 'client_id differs from iss');
     return;
   }
-  const origin = requestOrigin(ctx, req);
-  const why = await checkClientAssertion(ctx, assertion, origin + PATHS.token);
-  if (why) {
-    tokenError(ctx, res, 'invalid_client', ERRORS.assertion, why);
+  // The application is the one named by client_id, or by the assertion's iss (Java omits
+  // client_id); its own secret checks the assertion.
+  const app = ctx.store.app(clientId ?? (typeof iss === 'string' ? iss : undefined));
+  const issuer = publicUrl(ctx, PATHS.token);
+  const why = app ? await checkClientAssertion(ctx, app, assertion, issuer) : 'client unknown';
+  if (!app || why) {
+    tokenError(ctx, res, 'invalid_client', ERRORS.assertion, why ?? 'client unknown');
     return;
   }
+  // Any presentation spends the code, even by another application (a code seen elsewhere is burnt).
   const grant = ctx.store.takeCode(params.get('code') ?? '');
   const now = Date.now();
-  if (!grant || grant.expiresAt <= now || grant.clientId !== ctx.clientId) {
+  if (!grant || grant.expiresAt <= now) {
     tokenError(ctx, res, 'invalid_grant', ERRORS.grant, 'code unknown, used or expired');
+    return;
+  }
+  if (grant.clientId !== app.clientId) {
+    tokenError(ctx, res, 'invalid_grant', ERRORS.grant, 'code issued to another application');
     return;
   }
   const redirectUri = params.get('redirect_uri') ?? '';
@@ -136,16 +147,12 @@ export async function handleToken(
     return;
   }
   const nowSec = Math.floor(now / 1000);
-  const claims = idTokenClaims(grant, {
-    issuer: origin + PATHS.token,
-    applicationName: ctx.applicationName,
-    nowSec,
-  });
+  const claims = idTokenClaims(grant, { issuer, applicationName: app.name, nowSec });
   if (fault) {
     ctx.store.consumeTokenFault();
   }
   const body: Record<string, unknown> = {
-    id_token: signIdToken(claims, ctx.keys.secret, fault, nowSec),
+    id_token: signIdToken(claims, app.keys.secret, fault, nowSec),
     access_token: randomId(32),
     expires_in: ID_TOKEN_LIFETIME_SEC,
     token_type: 'Bearer',

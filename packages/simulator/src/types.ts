@@ -17,6 +17,69 @@ export interface SimUser {
 }
 
 export type NewUserPolicy = 'enroll' | 'allow' | 'deny';
+export const NEW_USER_POLICIES: readonly NewUserPolicy[] = ['enroll', 'allow', 'deny'];
+
+/** Factors the prompt offers, by form value (see prompt-page.ts for the names Duo logs). */
+export const PROMPT_FACTOR_IDS = [
+  'duo_push',
+  'duo_mobile_passcode',
+  'phone_call',
+  'webauthn',
+] as const;
+export type PromptFactorId = (typeof PROMPT_FACTOR_IDS)[number];
+
+/**
+ * Duo's "Authentication policy" of an application: `enforce` (2FA), `bypass` (no prompt, logged
+ * `allowed_by_policy`), `deny` (every user refused, `denied_by_policy`).
+ */
+export type AuthenticationPolicy = 'enforce' | 'bypass' | 'deny';
+export const AUTHENTICATION_POLICIES: readonly AuthenticationPolicy[] = [
+  'enforce',
+  'bypass',
+  'deny',
+];
+
+/** The Duo-side policy of one application (see the README for what is unconfirmed about Duo). */
+export interface SimApplicationPolicy {
+  /**
+   * Factors this application accepts. The prompt offers only these; a choice (or a scripted
+   * outcome's factor) outside them is denied with reason `factor_restricted`. `null`: any.
+   * @default null (no restriction)
+   */
+  allowedFactors?: PromptFactorId[] | null;
+  /**
+   * Whether a user in `bypass` status skips the prompt here (`bypass_user`). When false such a
+   * user is prompted like an active one. @default true
+   */
+  allowBypass?: boolean;
+  /** Unknown users (overrides the simulator-wide `newUserPolicy`). */
+  newUserPolicy?: NewUserPolicy;
+  /** @default 'enforce' */
+  authenticationPolicy?: AuthenticationPolicy;
+}
+
+/** One Duo application (a Web SDK integration) the simulator serves. */
+export interface SimApplicationInput {
+  /** 20 alphanumerics (Duo's are 'DI' + 18 upper-case). */
+  clientId: string;
+  /** 40 alphanumerics; signs this application's id_tokens and checks its JWTs. */
+  clientSecret: string;
+  /** `auth_context.application.name`, the prompt's heading and the log's application name. */
+  name?: string;
+  policy?: SimApplicationPolicy;
+}
+
+/** An application as the control API shows it: no secret. */
+export interface SimApplicationInfo {
+  clientId: string;
+  name: string;
+  policy: ResolvedApplicationPolicy;
+}
+
+/** A policy with its defaults filled in. */
+export type ResolvedApplicationPolicy = {
+  [K in keyof SimApplicationPolicy]-?: Exclude<SimApplicationPolicy[K], undefined>;
+};
 /** `fraud`: the user denies and reports fraud; `timeout`: the user never answers. */
 export type AutoMode = 'allow' | 'deny' | 'fraud' | 'timeout';
 export const AUTO_MODES: readonly AutoMode[] = ['allow', 'deny', 'fraud', 'timeout'];
@@ -135,7 +198,7 @@ export interface AuthLogInput {
   /** 13-digit Unix ms. @default now */
   timestampMs?: number;
   factor?: string;
-  /** @default the simulator's client id (its Universal Prompt application) */
+  /** @default the first application's client id */
   applicationKey?: string;
   applicationName?: string;
   alias?: string;
@@ -168,19 +231,34 @@ export interface SimulatorOptions {
   port?: number;
   /** @default '127.0.0.1' */
   host?: string;
-  /** Generated ('DI' + 18 upper-case alphanumerics) when absent. */
+  /**
+   * The public name of this Duo, `host[:port]`, as Duo has one API hostname: the client assertions'
+   * `aud` must be `<scheme>://<publicHost>/oauth/v1/...` and id_tokens carry
+   * `iss = <scheme>://<publicHost>/oauth/v1/token`, whatever Host header a request carries. The
+   * scheme's default port (443 with TLS, 80 without) is dropped, as a URL drops it.
+   * @default '<host>:<port listened on>'
+   */
+  publicHost?: string;
+  /** The first application's client id. Generated ('DI' + 18 upper-case alphanumerics) when absent. */
   clientId?: string;
-  /** Generated (40 alphanumerics) when absent. */
+  /** The first application's secret. Generated (40 alphanumerics) when absent. */
   clientSecret?: string;
+  /**
+   * The applications served. With clientId/clientSecret given, those are the first application
+   * (named applicationName, simulator-wide policy) and these follow; without them, the first of
+   * these is the first application (none is generated). Client ids must be distinct.
+   * @default []
+   */
+  applications?: SimApplicationInput[];
   /** The directory, or the path of a JSON file holding a SimUser array. @default DEFAULT_USERS */
   users?: SimUser[] | string;
-  /** @default 'enroll' */
+  /** Unknown users, for every application whose policy does not say. @default 'enroll' */
   newUserPolicy?: NewUserPolicy;
   /** Answer authorize at once, without the prompt page. */
   auto?: AutoMode;
   /** Serve HTTPS with this certificate and key. */
   tls?: { cert: string | Buffer; key: string | Buffer };
-  /** `auth_context.application.name` and the prompt's heading. @default 'duo-nest demo' */
+  /** The first application's name (`auth_context.application.name`, the prompt's heading). @default 'duo-nest demo' */
   applicationName?: string;
   /** On deny, redirect with `error=access_denied` instead of staying on the denial page. @default false */
   errorRedirectOnDeny?: boolean;
@@ -195,7 +273,11 @@ export interface SimulatorOptions {
 /** What GET /__sim/state returns (no secret in it). */
 export interface SimState {
   url: string;
+  /** The configured public host (canonical: no default port). */
+  publicHost: string;
+  /** The first application's client id. */
   clientId: string;
+  applications: SimApplicationInfo[];
   applicationName: string;
   newUserPolicy: NewUserPolicy;
   auto: AutoMode | null;
@@ -224,15 +306,33 @@ export interface SimulatorControl {
   /** Injects entries (decisions Duo made outside this simulator's flows); returns their txids. */
   addAuthLogEntries(entries: AuthLogInput[]): string[];
   setAdminFault(settings: AdminFaultSettings): void;
+  /** The applications served (no secrets), the first one first. */
+  applications(): SimApplicationInfo[];
+  /**
+   * Renames the public host (e.g. to a proxy put in front after start); returns it canonical.
+   * reset() keeps it: it is the deployment's name, not test state.
+   */
+  setPublicHost(host: string): string;
+  /** Adds applications, or replaces those with the same client id (secret, name, policy). */
+  addApplications(apps: SimApplicationInput[]): Promise<SimApplicationInfo[]>;
 }
 
 export interface RunningSimulator {
   /** Origin, e.g. http://127.0.0.1:4567. */
   url: string;
-  /** host:port, what a client configures as its Duo API host. */
-  apiHost: string;
+  /**
+   * What a client configures as its Duo API host: the public host (by default host:port of the
+   * listening socket). With a custom publicHost, connect to `url` but name `apiHost`. Follows
+   * control.setPublicHost.
+   */
+  readonly apiHost: string;
+  /** `<scheme>://<apiHost>`: the origin of every aud expected and of the id_token iss. */
+  readonly publicOrigin: string;
+  /** The first application. */
   clientId: string;
   clientSecret: string;
+  /** Every application given at start, the first one first (with secrets: the caller gave them). */
+  applications: Required<Omit<SimApplicationInput, 'policy'>>[];
   /** Admin API credentials of the authentication log (`GET /admin/v2/logs/authentication`). */
   adminIntegrationKey: string;
   adminSecretKey: string;
