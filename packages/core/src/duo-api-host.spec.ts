@@ -76,7 +76,8 @@ describe(parseApiHost.name, () => {
   it.each([
     ['api-12345678.duosecurity.com:443', false, BARE],
     ['api-12345678.duosecurity.com', false, BARE],
-    ['API-12345678.DuoSecurity.com:443', false, BARE],
+    // Verbatim but for the default port: the SDKs' vectors keep the name's case in aud.
+    ['API-12345678.DuoSecurity.com:443', false, 'https://API-12345678.DuoSecurity.com'],
     ['api-12345678.duosecurity.com:8443', false, `${BARE}:8443`],
     ['http://127.0.0.1:80', true, 'http://127.0.0.1'],
     ['http://127.0.0.1:4000', true, 'http://127.0.0.1:4000'],

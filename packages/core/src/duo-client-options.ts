@@ -132,9 +132,11 @@ export function parseApiHost(
     if (port > 65535) {
       return { error: DUO_MESSAGES.apiHost };
     }
-    // Normalised once (lower case, no default :443), as fetch's URL and Host header are: an
-    // explicit :443 kept here would put a port into aud and iss that Duo's name does not carry.
-    return { origin: new URL(`https://${value}`).origin };
+    // The default :443 is dropped once, as fetch's Host header drops it: kept here, it would put a
+    // port into aud and iss that Duo's name does not carry. The name itself is used verbatim
+    // (the protocol's rule; the SDKs' byte-exact vectors keep `api-XXXXXXX` in upper case).
+    const [name] = value.split(':');
+    return { origin: port === 443 ? `https://${name}` : `https://${name}:${port}` };
   }
   if (/^https?:\/\//i.test(value)) {
     if (!allowInsecureHttp) {
