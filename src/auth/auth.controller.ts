@@ -18,10 +18,29 @@ import {
   InjectDuoOptions,
   PAGE_CSP,
   pageCsp,
+  pageLanguage,
   type NormalizedDuoModuleOptions,
 } from '@duo-nest/core/internal';
 import { resultPage, signOnPage } from './auth.pages.js';
 import { SIGN_ON_START_PATH } from './auth.paths.js';
+
+/** What /me and /api/session tell about the session (never a token). */
+function sessionFacts(session: MfaSession) {
+  return {
+    username: session.username,
+    mfa: session.mfa,
+    txid: session.txid,
+    factor: session.factor,
+    authTime: session.authTime,
+    // How MFA was satisfied: a bypass (Duo let the user through without a factor) is said so.
+    bypassed: isDuoBypass(session),
+    application: session.application,
+    duoResult: session.duoResult,
+    duoReason: session.duoReason,
+    groups: session.groups,
+    createdAt: new Date(session.createdAt).toISOString(),
+  };
+}
 
 /** The seed's flow: sign-on form, Duo, and the "Sign on complete" page. */
 @Controller()
@@ -30,7 +49,8 @@ export class AuthController {
 
   constructor(
     private readonly signOn: DuoSignOn,
-    @InjectDuoOptions() options: NormalizedDuoModuleOptions,
+    // The pages' languages (locales, locale) are DuoModule's: one choice for every page.
+    @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
   ) {
     this.signOnCsp = pageCsp(options.apiOrigin);
   }
@@ -42,6 +62,7 @@ export class AuthController {
     @Query('reason') reason: unknown,
     // The form's hidden CSRF field (API clients read the same token from the X-CSRF-Token header).
     @DuoFormFields() fields: DuoFormFieldsValue,
+    @Req() req: Request,
     @Res() res: Response,
   ): void {
     res.setHeader('Content-Security-Policy', this.signOnCsp);
@@ -53,6 +74,7 @@ export class AuthController {
           sanitizeReturnTo(returnTo),
           typeof reason === 'string' ? reason : undefined,
           fields.html,
+          pageLanguage(req, res, this.options),
         ),
       );
   }
@@ -70,29 +92,49 @@ export class AuthController {
   result(
     @CurrentMfa() session: MfaSession,
     @DuoFormFields() fields: DuoFormFieldsValue,
+    @Req() req: Request,
     @Res() res: Response,
   ): void {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(resultPage(session.username, session.data.mfaResult, fields.html));
+    res
+      .type('html')
+      .send(
+        resultPage(
+          session.username,
+          session.data.mfaResult,
+          fields.html,
+          pageLanguage(req, res, this.options),
+        ),
+      );
   }
 
   @Get('me')
   me(@CurrentMfa() session: MfaSession) {
-    return {
-      username: session.username,
-      mfa: session.mfa,
-      txid: session.txid,
-      factor: session.factor,
-      authTime: session.authTime,
-      // How MFA was satisfied: a bypass (Duo let the user through without a factor) is said so.
-      bypassed: isDuoBypass(session),
-      application: session.application,
-      duoResult: session.duoResult,
-      duoReason: session.duoReason,
-      groups: session.groups,
-      createdAt: new Date(session.createdAt).toISOString(),
-    };
+    return sessionFacts(session);
+  }
+
+  /**
+   * A single-page front end's session endpoint: the facts of /me, and `failOpen` (a fail-open
+   * session is reported, with mfa: false, rather than refused). Without a session: 401 JSON
+   * `{ error: 'mfa_required' }` (send `Accept: application/json`).
+   */
+  @AllowFailOpen()
+  @Get('api/session')
+  apiSession(@CurrentMfa() session: MfaSession, @Res({ passthrough: true }) res: Response) {
+    res.setHeader('Cache-Control', 'no-store');
+    return { signedIn: true, ...sessionFacts(session), failOpen: session.failOpen };
+  }
+
+  /**
+   * The CSRF token for a front end's state-changing calls (the sign-on start and logout): send it
+   * back in the X-CSRF-Token header. It also sets the CSRF cookie when the browser has none.
+   */
+  @SkipMfa()
+  @Get('api/csrf')
+  apiCsrf(@DuoFormFields() fields: DuoFormFieldsValue, @Res({ passthrough: true }) res: Response) {
+    res.setHeader('Cache-Control', 'no-store');
+    return { csrfToken: fields.csrfToken };
   }
 
   /** Demo of @AllowFailOpen(): answers a fail-open session too (mfa: false says no MFA happened). */

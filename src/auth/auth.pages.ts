@@ -1,11 +1,7 @@
-import { escapeHtml, page } from '@duo-nest/core/internal';
+import { escapeHtml, fillTemplate, page, type DuoPageLanguage } from '@duo-nest/core/internal';
+import { authMessages } from './auth.i18n.js';
 
-const NOTICES: Record<string, string> = {
-  mfa_required: 'Please sign on to open that page.',
-  session_expired: 'Your session expired. Please sign on again.',
-  mfa_stale: 'That page needs a fresh two-factor authentication. Please sign on again.',
-  signed_out: 'You are signed out.',
-};
+const ENGLISH: DuoPageLanguage = { lang: 'en', dir: 'ltr' };
 
 /**
  * The seed's first factor: an HTML form with one field, `username`. `formFields` is the Duo
@@ -15,35 +11,53 @@ export function signOnPage(
   returnTo: string | undefined,
   reason: string | undefined,
   formFields: string,
+  language: DuoPageLanguage = ENGLISH,
 ): string {
-  const notice =
-    reason && NOTICES[reason]
-      ? `<p id="notice" class="muted">${escapeHtml(NOTICES[reason])}</p>`
-      : '';
+  const t = authMessages(language.lang);
+  const text = reason && Object.hasOwn(t.notices, reason) ? t.notices[reason as 'signed_out'] : '';
+  const notice = text ? `<p id="notice" class="muted">${escapeHtml(text)}</p>` : '';
   return page(
-    'Sign On',
-    `<main><h1>Sign On</h1>${notice}
+    t.signOnTitle,
+    `<main><h1>${escapeHtml(t.signOnTitle)}</h1>${notice}
 <form id="sign-on" method="post" action="/login">
 ${formFields}
-<label for="username">Username</label><br>
-<input id="username" name="username" autocomplete="username" required maxlength="255" autofocus>
+<label for="username">${escapeHtml(t.usernameLabel)}</label><br>
+<input id="username" name="username" autocomplete="username" required maxlength="255" autofocus dir="auto">
 ${returnTo ? `<input type="hidden" name="returnTo" value="${escapeHtml(returnTo)}">` : ''}
-<p><button id="submit" type="submit">Sign On</button></p>
+<p><button id="submit" type="submit">${escapeHtml(t.submit)}</button></p>
 </form>
-<p class="muted">Duo's prompt has no Cancel button: if you cannot finish there, come back to this page and sign on again.</p></main>`,
+<p class="muted" id="no-cancel">${escapeHtml(t.noCancel)}</p></main>`,
+    '',
+    language,
   );
 }
 
 /** The seed's "Sign on complete" page: Duo's raw response (token strings redacted), then the claims. */
-export function resultPage(username: string, result: unknown, formFields: string): string {
+export function resultPage(
+  username: string,
+  result: unknown,
+  formFields: string,
+  language: DuoPageLanguage = ENGLISH,
+): string {
+  const t = authMessages(language.lang);
   const r = (result ?? {}) as { rawResponse?: unknown; tokens?: unknown; statusCode?: unknown };
+  // The username is isolated (<bdi>) and the JSON stays left-to-right on a right-to-left page.
+  const signedOnAs = fillTemplate(
+    t.signedOnAs,
+    {
+      username: `<strong id="username"><bdi>${escapeHtml(username)}</bdi></strong>`,
+      status: escapeHtml(r.statusCode ?? '?'),
+    },
+    escapeHtml,
+  );
   return page(
-    'Sign on complete',
-    `<main><h1 id="title">Sign on complete</h1>
-<p>Signed on as <strong id="username">${escapeHtml(username)}</strong> (Duo answered ${escapeHtml(r.statusCode ?? '?')}).</p>
-<h2>rawResponse</h2><pre id="raw-response">${escapeHtml(JSON.stringify(r.rawResponse ?? null, null, 2))}</pre>
-<h2>Verified id_token claims</h2><pre id="tokens">${escapeHtml(JSON.stringify(r.tokens ?? null, null, 2))}</pre>
-<form method="post" action="/logout">${formFields}<button id="logout" type="submit">Sign out</button></form></main>`,
+    t.resultTitle,
+    `<main><h1 id="title">${escapeHtml(t.resultTitle)}</h1>
+<p id="signed-on-as">${signedOnAs}</p>
+<h2>${escapeHtml(t.rawResponse)}</h2><pre id="raw-response" dir="ltr">${escapeHtml(JSON.stringify(r.rawResponse ?? null, null, 2))}</pre>
+<h2>${escapeHtml(t.claims)}</h2><pre id="tokens" dir="ltr">${escapeHtml(JSON.stringify(r.tokens ?? null, null, 2))}</pre>
+<form method="post" action="/logout">${formFields}<button id="logout" type="submit">${escapeHtml(t.signOut)}</button></form></main>`,
     'pre{background:#f4f4f4;padding:1rem;overflow:auto;font-size:.8rem}',
+    language,
   );
 }

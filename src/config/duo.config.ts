@@ -24,13 +24,17 @@ export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
     maxConcurrentDuoCalls: env.DUO_MAX_CONCURRENCY,
     pendingTtlMs: env.DUO_PENDING_TTL_MS,
     skipButtonPress: env.DUO_SKIP_BUTTON_PRESS,
-    displayName: env.DUO_BUTTON_DISPLAY_NAME,
+    // Unset: the catalogue's button text, in the page's language.
+    ...(env.DUO_BUTTON_DISPLAY_NAME ? { displayName: env.DUO_BUTTON_DISPLAY_NAME } : {}),
     css: env.DUO_BUTTON_CSS,
     showPoweredBy: env.DUO_SHOW_POWERED_BY,
     sessionSecret: env.SESSION_SECRET,
     ...(env.SESSION_SECRET_PREVIOUS ? { sessionSecretPrevious: env.SESSION_SECRET_PREVIOUS } : {}),
     sessionIdleTimeoutMs: env.SESSION_IDLE_TIMEOUT_MS,
     sessionAbsoluteTimeoutMs: env.SESSION_ABSOLUTE_TIMEOUT_MS,
+    locales: env.APP_LOCALES,
+    ...(env.APP_LOCALE ? { locale: env.APP_LOCALE } : {}),
+    ...(env.DUO_FRONTEND_URL ? { frontEnd: { successUrl: env.DUO_FRONTEND_URL } } : {}),
     defaultReturnTo: '/result',
     signOnPath: '/',
     // The sign-on caps (the library's; 0 turns one off) and the start's CSRF check.

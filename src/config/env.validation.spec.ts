@@ -76,7 +76,6 @@ describe(validateEnv.name, () => {
       DUO_TIMEOUT_MS: 5000,
       DUO_CLOCK_TOLERANCE_MS: 60000,
       DUO_SKIP_BUTTON_PRESS: true,
-      DUO_BUTTON_DISPLAY_NAME: 'Sign on with Duo',
       DUO_REDIRECT_URI: 'http://localhost:3000/auth/duo/callback',
       AUDIT_POLICY: 'spool',
     });

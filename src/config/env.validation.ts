@@ -10,7 +10,9 @@ import {
   parseApiHost,
   parseProxyUrl,
   readCaFile,
+  DUO_PAGE_MESSAGES,
 } from '@duo-nest/core/internal';
+import { sanitizeReturnTo } from '@duo-nest/core';
 import {
   DUO_ADMIN_ENV_VARIABLES,
   DUO_ADMIN_MESSAGES,
@@ -45,7 +47,8 @@ export interface AppEnv {
   DUO_MAX_CONCURRENCY: number;
   DUO_PENDING_TTL_MS: number;
   DUO_SKIP_BUTTON_PRESS: boolean;
-  DUO_BUTTON_DISPLAY_NAME: string;
+  /** Unset: the message catalogue's text in the page's language. */
+  DUO_BUTTON_DISPLAY_NAME: string | undefined;
   DUO_BUTTON_CSS: string;
   DUO_SHOW_POWERED_BY: boolean;
   /** Duo Admin API (authentication log reconcile): all three or none; none turns the feature off. */
@@ -59,6 +62,12 @@ export interface AppEnv {
   /** no_proxy, else NO_PROXY (curl's syntax). */
   NO_PROXY: string | undefined;
   DUO_CA_FILE: string | undefined;
+  /** A single-page front end's route (same-origin path) where the callback lands; unset: none. */
+  DUO_FRONTEND_URL: string | undefined;
+  /** Languages of the pages, the first the default. */
+  APP_LOCALES: string[];
+  /** A fixed language for every page; unset: Accept-Language. */
+  APP_LOCALE: string | undefined;
   DATABASE_URL: string | undefined;
   DATABASE_MIGRATIONS_RUN: boolean;
   REDIS_URL: string | undefined;
@@ -91,6 +100,9 @@ const invalid = (message: string) => new Invalid(message);
 
 /** Leading or trailing spaces in a Duo credential mean a copy-paste went wrong (CFG-01). */
 const PADDED = 'must not have leading or trailing spaces (check the copy from the Duo Admin Panel)';
+
+/** Languages the pages have a catalogue for (en and de complete, ar partial). */
+const PAGE_LOCALES = Object.keys(DUO_PAGE_MESSAGES);
 
 /** Production Duo API hosts (commercial and federal); anything else only outside production (CFG-03). */
 const DUO_HOST_ALLOW_LIST =
@@ -314,7 +326,10 @@ const SCHEMA: Schema = {
   DUO_MAX_CONCURRENCY: { parse: int(1, 10_000), fallback: () => 32 },
   DUO_PENDING_TTL_MS: { parse: int(30_000, 3_600_000), fallback: () => 600_000 },
   DUO_SKIP_BUTTON_PRESS: { parse: bool, fallback: () => true },
-  DUO_BUTTON_DISPLAY_NAME: { parse: text(64), fallback: () => 'Sign on with Duo' },
+  DUO_BUTTON_DISPLAY_NAME: {
+    parse: (raw, ctx) => (raw.trim() === '' ? undefined : text(64)(raw, ctx)),
+    fallback: () => undefined,
+  },
   DUO_BUTTON_CSS: { parse: text(8192), fallback: () => '' },
   DUO_SHOW_POWERED_BY: { parse: bool, fallback: () => false },
   DUO_ADMIN_INTEGRATION_KEY: {
@@ -353,6 +368,60 @@ const SCHEMA: Schema = {
     parse: (raw) => {
       const read = readCaFile(raw.trim());
       return 'error' in read ? invalid(read.error) : raw.trim();
+    },
+    fallback: () => undefined,
+  },
+  DUO_FRONTEND_URL: {
+    parse: (raw, { raw: all }) => {
+      const v = raw.trim();
+      if (v === '') {
+        return undefined;
+      }
+      // A path, or an absolute URL on PUBLIC_URL's origin (reduced to its path).
+      let path = v;
+      if (/^https?:\/\//i.test(v)) {
+        const publicUrl = all.PUBLIC_URL?.trim() || `http://localhost:${all.PORT?.trim() || 3000}`;
+        try {
+          const u = new URL(v);
+          if (u.origin !== new URL(publicUrl).origin) {
+            return invalid(
+              'must be on the origin of PUBLIC_URL (the callback redirects same-origin only)',
+            );
+          }
+          path = u.pathname + u.search;
+        } catch {
+          return invalid('must be a same-origin path such as /app/');
+        }
+      }
+      return sanitizeReturnTo(path) === path
+        ? path
+        : invalid('must be a same-origin path in normal form, such as /app/ (no fragment)');
+    },
+    fallback: () => undefined,
+  },
+  APP_LOCALES: {
+    parse: (raw) => {
+      const locales = list(raw, { production: false, raw: {} }) as string[];
+      return locales.length > 0 && locales.every((l) => PAGE_LOCALES.includes(l))
+        ? locales
+        : invalid(
+            `must be a comma-separated list of ${PAGE_LOCALES.join(', ')} (the first is the default)`,
+          );
+    },
+    fallback: () => ['en', 'de'],
+  },
+  APP_LOCALE: {
+    parse: (raw, { raw: all }) => {
+      const v = raw.trim().toLowerCase();
+      if (v === '') {
+        return undefined;
+      }
+      const offered = all.APP_LOCALES?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean) ?? ['en', 'de'];
+      return offered.includes(v)
+        ? v
+        : invalid(`must be one of APP_LOCALES (${offered.join(', ')})`);
     },
     fallback: () => undefined,
   },

@@ -10,6 +10,13 @@ import {
   type DuoErrorCode,
 } from './duo.errors.js';
 import { duoErrorBody, DuoHttpException } from './duo-http.exception.js';
+import {
+  duoPageMessages,
+  localizedErrorMessage,
+  pageLanguage,
+  type DuoLocaleSettings,
+  type DuoPageMessages,
+} from './duo-i18n.js';
 import { messagePage, PAGE_CSP } from './duo-pages.js';
 
 const STATUS = DUO_ERROR_STATUS;
@@ -27,22 +34,22 @@ const TO_SIGN_ON = new Set<DuoErrorCode>(['mfa_required', 'session_expired', 'mf
 const QUIET = new Set<DuoErrorCode>(['csrf_failed']);
 
 /** What users read: short, generic per family, never Duo's body or a token. */
-function title(code: DuoErrorCode, status: number): string {
+function title(code: DuoErrorCode, status: number, t: DuoPageMessages): string {
   if (status === 429) {
-    return 'Too many attempts';
+    return t.titleTooMany;
   }
   if (code === 'csrf_failed') {
-    return 'Request refused';
+    return t.titleRefused;
   }
   switch (STATUS[code]) {
     case 503:
-      return 'Two-factor service unavailable';
+      return t.titleUnavailable;
     case 403:
-      return 'Access denied';
+      return t.titleDenied;
     case 400:
-      return 'Please sign on again';
+      return t.titleAgain;
     default:
-      return 'Sign-on failed';
+      return t.titleFailed;
   }
 }
 
@@ -51,7 +58,15 @@ function title(code: DuoErrorCode, status: number): string {
 export class DuoExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Duo');
 
-  constructor(private readonly signOnPath = '/') {}
+  /**
+   * @param signOnPath where HTML requests that need MFA are sent, and the pages' restart link
+   * @param languages the pages' languages (DuoModule `locales` and `locale`); default English only
+   */
+  constructor(
+    private readonly signOnPath = '/',
+    private readonly languages: DuoLocaleSettings = { locales: ['en'] },
+  ) {}
+
 
   catch(exception: DuoError | DuoHttpException, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -61,19 +76,7 @@ export class DuoExceptionFilter implements ExceptionFilter {
   /** Answers one Duo refusal (the module's own callback route calls this directly). */
   respond(exception: DuoError | DuoHttpException, req: Request, res: Response): void {
     const error = exception instanceof DuoHttpException ? exception.duoError : exception;
-    const status = duoErrorStatus(error);
-    const cause =
-      error.cause instanceof Error
-        ? ` (cause: ${error.cause.name}: ${error.cause.message.slice(0, 200)})`
-        : '';
-    if (error instanceof DuoRateLimitError) {
-      // A cap's refusal: audited once per key and window, never a log line per request.
-    } else if (status >= 500) {
-      this.logger.error(`${error.code}: ${error.message}${cause}`);
-    } else if (!TO_SIGN_ON.has(error.code) && !QUIET.has(error.code)) {
-      const skew = CLOCK_CODES.has(error.code) ? ' clock_skew_suspected=true' : '';
-      this.logger.warn(`${error.code}: ${error.message}${cause}${skew}`);
-    }
+    const status = this.log(error);
     const message = duoPublicMessage(error);
     if (res.headersSent) {
       return;
@@ -92,17 +95,43 @@ export class DuoExceptionFilter implements ExceptionFilter {
       res.redirect(303, `${this.signOnPath}?returnTo=${returnTo}&reason=${error.code}`);
       return;
     }
+    const language = pageLanguage(req, res, this.languages);
+    const localized = localizedErrorMessage(
+      language.lang,
+      error.code,
+      message,
+      error instanceof DuoRateLimitError ? error.retryAfterSec : undefined,
+    );
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res
       .status(status)
       .type('html')
       .send(
         messagePage(
-          title(error.code, status),
-          message,
+          title(error.code, status, duoPageMessages(language.lang)),
+          localized,
           // A policy refusal links to a fresh MFA that comes back here (returnTo).
           error instanceof DuoMfaPolicyError ? error.signOnUrl : this.signOnPath,
+          language,
         ),
       );
+  }
+
+  /** Logs one refusal as the library does (never a token), and returns its HTTP status. */
+  log(error: DuoError): number {
+    const status = duoErrorStatus(error);
+    const cause =
+      error.cause instanceof Error
+        ? ` (cause: ${error.cause.name}: ${error.cause.message.slice(0, 200)})`
+        : '';
+    if (error instanceof DuoRateLimitError) {
+      // A cap's refusal: audited once per key and window, never a log line per request.
+    } else if (status >= 500) {
+      this.logger.error(`${error.code}: ${error.message}${cause}`);
+    } else if (!TO_SIGN_ON.has(error.code) && !QUIET.has(error.code)) {
+      const skew = CLOCK_CODES.has(error.code) ? ' clock_skew_suspected=true' : '';
+      this.logger.warn(`${error.code}: ${error.message}${cause}${skew}`);
+    }
+    return status;
   }
 }

@@ -19,6 +19,7 @@ import {
   sanitizeReturnTo,
   type NormalizedDuoModuleOptions,
 } from './duo-module-options.js';
+import { pageLanguage } from './duo-i18n.js';
 import { buttonPage, PAGE_CSP } from './duo-pages.js';
 import { requestContext } from './duo-request-context.js';
 import { DuoSessionService } from './duo-session.service.js';
@@ -117,7 +118,12 @@ export class DuoFlowService {
     const { username } = params;
     // The push-bombing cap: on the valid, resolved username, before any store or Duo call.
     await this.protection.checkUser(req, username);
-    const returnTo = params.returnTo ?? this.options.defaultReturnTo;
+    // A front end's JSON start lands on its own route unless it named one.
+    const returnTo =
+      params.returnTo ??
+      (this.options.frontEnd && this.wantsJson(req)
+        ? this.options.frontEnd.successUrl
+        : this.options.defaultReturnTo);
     if (params.returnToRejected) {
       // Not an error for the user (they land on the default page), but worth a trace: RDR-02.
       this.logger.warn('input_validation_failed field=returnTo reason=offsite_return_to');
@@ -208,8 +214,23 @@ export class DuoFlowService {
     return { kind: 'redirect', authorizeUrl, login, binding };
   }
 
-  /** Answers the start: binding cookie, then a 303 to Duo or the button page. */
-  respondStart(res: Response, outcome: Extract<DuoStartOutcome, { kind: 'redirect' }>): void {
+  /**
+   * Whether this start answers JSON: `jsonStart` on and the request prefers application/json over
+   * text/html (an HTML form, a browser navigation or `Accept: *\/*` keeps the 303).
+   */
+  wantsJson(req: Request | undefined): boolean {
+    return this.options.jsonStart && req?.accepts(['html', 'json']) === 'json';
+  }
+
+  /**
+   * Answers the start: binding cookie, then a 303 to Duo or the button page; for a front end that
+   * asked for JSON, 200 `{ authorizeUrl }` (it sends the browser there itself).
+   */
+  respondStart(
+    res: Response,
+    outcome: Extract<DuoStartOutcome, { kind: 'redirect' }>,
+    req?: Request,
+  ): void {
     this.sessions.cookies.set(
       res,
       this.sessions.cookies.binding,
@@ -218,6 +239,13 @@ export class DuoFlowService {
     );
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');
+    if (this.options.jsonStart) {
+      res.vary('Accept');
+    }
+    if (this.wantsJson(req)) {
+      res.status(200).json({ authorizeUrl: outcome.authorizeUrl });
+      return;
+    }
     if (this.options.skipButtonPress) {
       res.redirect(303, outcome.authorizeUrl);
       return;
@@ -233,6 +261,7 @@ export class DuoFlowService {
           displayName: this.options.displayName,
           css: this.options.css,
           showPoweredBy: this.options.showPoweredBy,
+          ...(req ? { language: pageLanguage(req, res, this.options) } : {}),
         }),
       );
   }
@@ -401,6 +430,20 @@ export class DuoFlowService {
       });
     }
     res.setHeader('Cache-Control', 'no-store');
+    if (this.options.jsonStart) {
+      res.vary('Accept');
+    }
+    if (this.wantsJson(req)) {
+      // No redirect for a front end: it reads that no MFA happened, and where to go.
+      res.status(200).json({
+        signedIn: true,
+        mfa: false,
+        failOpen: true,
+        username: outcome.username,
+        returnTo: outcome.returnTo,
+      });
+      return;
+    }
     res.redirect(303, outcome.returnTo);
   }
 

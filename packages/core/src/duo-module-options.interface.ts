@@ -46,14 +46,47 @@ export interface DuoCsrfOptions {
   allowedOrigins?: string[];
 }
 
+/**
+ * Where the module's callback sends a single-page front end's browser (same-origin paths). With
+ * it, the callback never answers with a page: success goes to the pending login's return path
+ * (for a JSON start without `returnTo`: `successUrl`), and every failure goes to `errorUrl` with
+ * the stable code alone in the query: `?error=<DuoErrorCode>` (never a token, code or state).
+ */
+export interface DuoFrontEndOptions {
+  /** Where a JSON-started sign-on lands after MFA when it named no `returnTo`, such as `/app/`. */
+  successUrl: string;
+  /** Where every callback failure lands, with `?error=<code>` added. @default successUrl */
+  errorUrl?: string;
+}
+
 /** Options of DuoModule.forRoot / forRootAsync. Durations are in ms. */
 export interface DuoModuleOptions extends DuoClientOptions {
   /** Redirect straight to Duo after the first factor; false shows the "Sign on with Duo" button page. @default true */
   skipButtonPress?: boolean;
-  /** Text of the button page's button. @default 'Sign on with Duo' */
+  /** Text of the button page's button; set, it wins over the message catalogue. @default the catalogue's ('Sign on with Duo') */
   displayName?: string;
-  /** Custom CSS for the button page (no `<`). @default '' */
+  /** Custom CSS for the button page (no `<`); it applies in every language. @default '' */
   css?: string;
+  /**
+   * Languages of the library's pages (button, message and error pages), chosen by the request's
+   * Accept-Language (q-values; `de-CH` matches `de`); the first is the default. Built in: `en`,
+   * `de` (complete) and `ar` (partial, right-to-left, English for the rest). @default ['en', 'de']
+   */
+  locales?: string[];
+  /**
+   * A fixed language for every page (one of `locales`), overriding Accept-Language; or a resolver
+   * asked first (an answer outside `locales` falls back to Accept-Language). @default Accept-Language
+   */
+  locale?: string | ((req: Request) => string | undefined);
+  /**
+   * Answer the sign-on start with JSON when the request prefers it (`Accept: application/json`
+   * over text/html): 200 `{ authorizeUrl }` instead of the 303 or the button page (the same
+   * browser-binding cookie is set), fail-open as 200 `{ signedIn: true, mfa: false, failOpen:
+   * true, returnTo }`, refusals as the library's JSON. false: always the 303 or page. @default true
+   */
+  jsonStart?: boolean;
+  /** A single-page front end's landing routes for the callback; see DuoFrontEndOptions. @default none */
+  frontEnd?: DuoFrontEndOptions;
   /**
    * The factor and bypass policy of every MFA route (MfaGuard). `factors`: the factors accepted
    * everywhere (DUO_FACTORS names); a route's @RequireMfa({ factors }) replaces it. `allowBypass`:

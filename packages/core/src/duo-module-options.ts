@@ -2,9 +2,11 @@ import type { Request } from 'express';
 import { validateDuoClientOptions } from './duo-client-options.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import { CALLBACK_ROUTE_PATH_MESSAGE, callbackRoutePathOk } from './duo-callback-path.js';
+import { DUO_DEFAULT_LOCALES, DUO_PAGE_MESSAGES } from './duo-i18n.js';
 import { checkPolicyFactors, DUO_FACTORS, type DuoFactor } from './duo-mfa-policy.js';
 import type {
   DuoCsrfOptions,
+  DuoFrontEndOptions,
   DuoLimitsOptions,
   DuoModuleOptions,
 } from './duo-module-options.interface.js';
@@ -23,13 +25,20 @@ export type NormalizedDuoModuleOptions = Required<
     | 'sessionSecretPrevious'
     | 'limits'
     | 'csrf'
+    | 'displayName'
+    | 'locale'
+    | 'frontEnd'
     | 'policy'
   >
 > &
   Pick<
     DuoModuleOptions,
-    'redis' | 'stores' | 'onEvent' | 'fetch' | 'onDuoCall' | 'sessionSecretPrevious'
+    'redis' | 'stores' | 'onEvent' | 'fetch' | 'onDuoCall' | 'sessionSecretPrevious' | 'locale'
   > & {
+    /** The app's button text, or undefined: the catalogue's (in the page's language). */
+    displayName: string | undefined;
+    /** The front end's landing routes (normalised same-origin paths), or false. */
+    frontEnd: Required<DuoFrontEndOptions> | false;
     usernameResolver: NonNullable<DuoModuleOptions['usernameResolver']>;
     /** The callback route's path, from redirectUri. */
     callbackPath: string;
@@ -67,8 +76,11 @@ function positive(
 /** Merges defaults and checks every DuoModule option once, at boot: one DuoConfigError lists all problems. */
 export function normalizeDuoModuleOptions(options: DuoModuleOptions): NormalizedDuoModuleOptions {
   const { issues, normalized } = validateDuoClientOptions(options);
-  const displayName = options.displayName ?? 'Sign on with Duo';
-  if (typeof displayName !== 'string' || displayName.length === 0 || displayName.length > 64) {
+  const displayName = options.displayName;
+  if (
+    displayName !== undefined &&
+    (typeof displayName !== 'string' || displayName.length === 0 || displayName.length > 64)
+  ) {
     issues.push({ field: 'displayName', message: 'must be 1 to 64 characters' });
   }
   const css = options.css ?? '';
@@ -192,10 +204,23 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     redisKeyPrefix,
     callbackPath: normalized.redirectUri ? safePath(normalized.redirectUri) : '/',
     routes: options.routes ?? true,
+    locales: normalizeLocales(issues, options.locales),
+    jsonStart: options.jsonStart ?? true,
+    frontEnd: normalizeFrontEnd(issues, options.frontEnd),
     limits: normalizeLimits(issues, options.limits),
     csrf: normalizeCsrf(issues, options.csrf, normalized.redirectUri),
     policy: normalizePolicy(issues, options.policy),
   };
+  if (
+    result.locale !== undefined &&
+    typeof result.locale !== 'function' &&
+    !(typeof result.locale === 'string' && result.locales.includes(result.locale))
+  ) {
+    issues.push({ field: 'locale', message: 'must be one of locales, or a function' });
+  }
+  if (typeof result.jsonStart !== 'boolean') {
+    issues.push({ field: 'jsonStart', message: 'must be true or false' });
+  }
   if (result.routes !== true && result.routes !== false) {
     issues.push({ field: 'routes', message: 'must be true or false' });
   } else if (result.routes && !callbackRoutePathOk(normalized.redirectUri)) {
@@ -234,6 +259,57 @@ function normalizePolicy(
     }
   }
   return out;
+}
+
+function normalizeLocales(issues: DuoConfigIssue[], locales: unknown): string[] {
+  if (locales === undefined) {
+    return [...DUO_DEFAULT_LOCALES];
+  }
+  const known = Object.keys(DUO_PAGE_MESSAGES);
+  if (
+    !Array.isArray(locales) ||
+    locales.length === 0 ||
+    !locales.every((l) => typeof l === 'string' && known.includes(l))
+  ) {
+    issues.push({
+      field: 'locales',
+      message: `must be a non-empty list of ${known.join(', ')} (the first is the default)`,
+    });
+    return [...DUO_DEFAULT_LOCALES];
+  }
+  return [...new Set(locales as string[])];
+}
+
+function normalizeFrontEnd(
+  issues: DuoConfigIssue[],
+  frontEnd: DuoFrontEndOptions | undefined,
+): Required<DuoFrontEndOptions> | false {
+  if (frontEnd === undefined) {
+    return false;
+  }
+  if (typeof frontEnd !== 'object' || frontEnd === null) {
+    issues.push({ field: 'frontEnd', message: 'must be { successUrl, errorUrl? }' });
+    return false;
+  }
+  const paths: Partial<Record<'successUrl' | 'errorUrl', string>> = {};
+  for (const field of ['successUrl', 'errorUrl'] as const) {
+    const value =
+      field === 'errorUrl' ? (frontEnd.errorUrl ?? frontEnd.successUrl) : frontEnd[field];
+    const path = sanitizeReturnTo(value);
+    // Only a path that is already in its normal form: what is configured is what the browser gets.
+    if (path === undefined || path !== value) {
+      issues.push({
+        field: `frontEnd.${field}`,
+        message:
+          'must be a same-origin path in normal form, such as /app/ or /app/signed-in (no fragment)',
+      });
+    } else {
+      paths[field] = path;
+    }
+  }
+  return paths.successUrl && paths.errorUrl
+    ? { successUrl: paths.successUrl, errorUrl: paths.errorUrl }
+    : false;
 }
 
 function normalizeLimits(

@@ -1,4 +1,8 @@
 /** The few HTML pages the library itself serves: button page, unavailable, and error pages. */
+import { duoPageMessages, fillTemplate, type DuoPageLanguage } from './duo-i18n.js';
+
+const ENGLISH: DuoPageLanguage = { lang: 'en', dir: 'ltr' };
+const LANG_RE = /^[a-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$/;
 
 export function escapeHtml(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -20,34 +24,69 @@ export function pageCsp(duoOrigin?: string): string {
 
 export const PAGE_CSP = pageCsp();
 
-export function page(title: string, body: string, css = ''): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+/**
+ * A whole page. `language` sets `<html lang dir>` (a tag that is not a language tag falls back to
+ * English, so no option can break out of the attribute).
+ */
+export function page(
+  title: string,
+  body: string,
+  css = '',
+  language: DuoPageLanguage = ENGLISH,
+): string {
+  const lang = LANG_RE.test(language.lang) ? language.lang : 'en';
+  const dir = language.dir === 'rtl' ? ' dir="rtl"' : '';
+  return `<!doctype html><html lang="${lang}"${dir}><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${BASE_CSS}${css}</style></head><body>${body}</body></html>`;
 }
 
+/**
+ * The "Sign on with Duo" page in `language`. The app's `displayName` (when it set one) wins over
+ * the catalogue's button text; the username is isolated (`<bdi>`) so a right-to-left name cannot
+ * reorder the sentence around it.
+ */
 export function buttonPage(input: {
   authorizeUrl: string;
   username: string;
-  displayName: string;
+  /** The app's button text; undefined: the catalogue's. */
+  displayName?: string;
   css: string;
   showPoweredBy: boolean;
+  language?: DuoPageLanguage;
 }): string {
+  const language = input.language ?? ENGLISH;
+  const t = duoPageMessages(language.lang);
+  const explain = fillTemplate(
+    t.buttonExplain,
+    {
+      username: `<strong id="username"><bdi>${escapeHtml(input.username)}</bdi></strong>`,
+      signOnLink: `<a href="/">${escapeHtml(t.signOnLink)}</a>`,
+    },
+    escapeHtml,
+  );
   return page(
-    'Sign on with Duo',
-    `<main><h1>Two-factor authentication</h1>
-<p id="explain">Signing on as <strong id="username">${escapeHtml(input.username)}</strong>. Next, Duo will ask you to approve
-this sign-on (for example with Duo Push). Duo's page has no way back here: if you cannot complete it, return to the
-<a href="/">sign-on page</a> and start again.</p>
-<p><a id="duo-button" class="duo-button" href="${escapeHtml(input.authorizeUrl)}">${escapeHtml(input.displayName)}</a></p>
-${input.showPoweredBy ? '<p id="powered-by" class="muted">Powered by Duo</p>' : ''}</main>`,
+    input.displayName ?? t.buttonTitle,
+    `<main><h1>${escapeHtml(t.buttonHeading)}</h1>
+<p id="explain">${explain}</p>
+<p><a id="duo-button" class="duo-button" href="${escapeHtml(input.authorizeUrl)}">${escapeHtml(input.displayName ?? t.buttonText)}</a></p>
+${input.showPoweredBy ? `<p id="powered-by" class="muted">${escapeHtml(t.poweredBy)}</p>` : ''}</main>`,
     input.css,
+    language,
   );
 }
 
-export function messagePage(title: string, message: string, restartPath = '/'): string {
+export function messagePage(
+  title: string,
+  message: string,
+  restartPath = '/',
+  language: DuoPageLanguage = ENGLISH,
+): string {
+  const t = duoPageMessages(language.lang);
   return page(
     title,
     `<main><h1 id="title">${escapeHtml(title)}</h1><p id="message">${escapeHtml(message)}</p>
-<a class="restart" id="restart" href="${escapeHtml(restartPath)}">Start a new sign-on</a></main>`,
+<a class="restart" id="restart" href="${escapeHtml(restartPath)}">${escapeHtml(t.restart)}</a></main>`,
+    '',
+    language,
   );
 }

@@ -22,7 +22,7 @@ export interface DuoModuleExtras {
 const ERROR_FILTER: Provider = {
   provide: APP_FILTER,
   inject: [DUO_OPTIONS],
-  useFactory: (o: NormalizedDuoModuleOptions) => new DuoExceptionFilter(o.signOnPath),
+  useFactory: (o: NormalizedDuoModuleOptions) => new DuoExceptionFilter(o.signOnPath, o),
 };
 
 export const {

@@ -9,6 +9,7 @@ export {
 } from './duo.module-definition.js';
 export type {
   DuoCsrfOptions,
+  DuoFrontEndOptions,
   DuoLimitsOptions,
   DuoModuleOptions,
 } from './duo-module-options.interface.js';

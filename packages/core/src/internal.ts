@@ -42,6 +42,19 @@ export {
   InjectDuoOptions,
 } from './duo.tokens.js';
 export { escapeHtml, messagePage, page, PAGE_CSP, pageCsp } from './duo-pages.js';
+export {
+  DUO_DEFAULT_LOCALES,
+  DUO_PAGE_MESSAGES,
+  duoPageMessages,
+  fillTemplate,
+  localizedErrorMessage,
+  negotiateLocale,
+  pageLanguage,
+  resolveLocale,
+  type DuoLocaleSettings,
+  type DuoPageLanguage,
+  type DuoPageMessages,
+} from './duo-i18n.js';
 export { EventAggregator } from './duo-event-aggregator.js';
 export {
   describeStrictFailure,

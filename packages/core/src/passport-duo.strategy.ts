@@ -55,7 +55,7 @@ export class PassportDuoStrategy extends Strategy {
       .then((outcome) =>
         outcome.kind === 'failopen'
           ? this.flow.completeFailOpen(req, res, outcome)
-          : this.flow.respondStart(res, outcome),
+          : this.flow.respondStart(res, outcome, req),
       )
       .catch((err: unknown) => this.error(err as Error));
   }
