@@ -6,6 +6,7 @@ import {
   duoPublicMessage,
   DuoError,
   DuoMfaPolicyError,
+  DuoStepUpError,
   DuoRateLimitError,
   type DuoErrorCode,
 } from './duo.errors.js';
@@ -31,7 +32,7 @@ const TO_SIGN_ON = new Set<DuoErrorCode>(['mfa_required', 'session_expired', 'mf
  * Refusals that a flood can repeat at will, already audited once per source and window: no log
  * line each (the callers that do not audit them log nothing either).
  */
-const QUIET = new Set<DuoErrorCode>(['csrf_failed']);
+const QUIET = new Set<DuoErrorCode>(['csrf_failed', 'mfa_step_up']);
 
 /** What users read: short, generic per family, never Duo's body or a token. */
 function title(code: DuoErrorCode, status: number, t: DuoPageMessages): string {
@@ -88,6 +89,10 @@ export class DuoExceptionFilter implements ExceptionFilter {
     const wantsHtml = req.accepts(['json', 'html']) === 'html';
     if (!wantsHtml) {
       res.status(status).json(duoErrorBody(error, status));
+      return;
+    }
+    if (error instanceof DuoStepUpError && req.method === 'GET') {
+      res.redirect(303, error.stepUpUrl);
       return;
     }
     if (TO_SIGN_ON.has(error.code) && req.method === 'GET') {

@@ -9,6 +9,13 @@ import {
 } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import {
+  DuoApplications,
+  DUO_DEFAULT_APPLICATION,
+  mergedApplications,
+  stepUpOf,
+  type DuoApplication,
+} from './duo-applications.js';
 import { DuoCircuitBreaker } from './duo-circuit-breaker.js';
 import { DuoClient } from './duo.client.js';
 import { DuoError } from './duo.errors.js';
@@ -41,6 +48,8 @@ export type DuoStartOutcome =
 export interface DuoCallbackOutcome {
   result: DuoMfaResult;
   login: PendingLogin;
+  /** The application whose credentials exchanged the code. @default `default` */
+  application?: { name: string; clientId: string };
 }
 
 /** HKDF info of the rejected-input hash key (a key of its own, never the cookie or MAC key). */
@@ -68,6 +77,7 @@ export class DuoFlowService {
     @InjectPendingLoginStore() private readonly pending: PendingLoginStore,
     @InjectDuoOptions() private readonly options: NormalizedDuoModuleOptions,
     private readonly protection: DuoSignOnProtection,
+    private readonly applications: DuoApplications,
   ) {
     this.#inputHashKey = createSecretKey(
       Buffer.from(hkdfSync('sha256', options.sessionSecret, Buffer.alloc(0), INPUT_HASH_INFO, 32)),
@@ -136,9 +146,12 @@ export class DuoFlowService {
       });
     }
 
-    const health = await this.health.check();
+    const app = await this.startApplication(req, username);
+    const stepUp = stepUpOf(req) !== undefined;
+    const health = await app.health.check();
     if (!health.ok) {
-      if (this.options.failmode === 'open' && health.error.code === 'unavailable') {
+      // A step-up never fails open: it would replace an MFA session with one without MFA.
+      if (this.options.failmode === 'open' && health.error.code === 'unavailable' && !stepUp) {
         this.logger.warn(
           `Duo is unreachable and failmode is open: ${username.length}-character username let in WITHOUT MFA`,
         );
@@ -168,8 +181,8 @@ export class DuoFlowService {
     const now = Date.now();
     const binding = randomBytes(32).toString('base64url');
     const login: PendingLogin = {
-      state: this.client.generateState(),
-      nonce: this.client.generateNonce(),
+      state: app.client.generateState(),
+      nonce: app.client.generateNonce(),
       username,
       returnTo,
       bindingHash: sha256(binding),
@@ -177,6 +190,7 @@ export class DuoFlowService {
       expiresAt: now + this.options.pendingTtlMs,
       ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
       ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
+      ...(app.name !== DUO_DEFAULT_APPLICATION ? { application: app.name } : {}),
     };
     try {
       await storeCall('pending-login', () => this.pending.put(login, now));
@@ -202,7 +216,7 @@ export class DuoFlowService {
       }
       throw err;
     }
-    const authorizeUrl = await this.client.createAuthUrl(username, login.state, {
+    const authorizeUrl = await app.client.createAuthUrl(username, login.state, {
       nonce: login.nonce,
     });
     try {
@@ -310,13 +324,20 @@ export class DuoFlowService {
       throw new DuoError('callback_error', 'Duo did not approve this sign-on');
     }
     try {
-      const result = await this.breaker.run(() =>
-        this.client.exchangeAuthorizationCode(params.code, {
+      // The code is exchanged, and its id_token checked, with the credentials of the application
+      // the sign-on was started for: a code of another application fails (invalid_grant).
+      const app = await this.applications.get(login.application ?? DUO_DEFAULT_APPLICATION, req);
+      const result = await app.breaker.run(() =>
+        app.client.exchangeAuthorizationCode(params.code, {
           username: login.username,
           nonce: login.nonce,
         }),
       );
-      return { result, login };
+      return {
+        result,
+        login,
+        application: { name: app.name, clientId: app.client.options.clientId },
+      };
     } catch (err) {
       const reason = err instanceof DuoError ? err.code : 'unavailable';
       await this.emit({ type: 'mfa_failed', outcome: 'failure', reason, ...who });
@@ -330,18 +351,29 @@ export class DuoFlowService {
   async completeCallback(req: Request, res: Response, outcome: DuoCallbackOutcome): Promise<void> {
     const { result, login } = outcome;
     const ctxt = result.tokens.auth_context;
+    const authTime = result.tokens.auth_time ?? result.tokens.iat;
+    // A step-up adds this application to what the browser's session of the same user satisfied.
+    const previous = await this.sessions.lookup(req);
+    const applications = mergedApplications(
+      previous.status === 'active' ? previous.session : undefined,
+      login.username,
+      outcome.application?.name ?? DUO_DEFAULT_APPLICATION,
+      authTime,
+      this.options.sessionAbsoluteTimeoutMs,
+    );
     const session = await this.openSession(req, res, login, {
       username: login.username,
       mfa: true,
       failOpen: false,
       txid: ctxt.txid,
       factor: ctxt.factor,
-      authTime: result.tokens.auth_time ?? result.tokens.iat,
+      authTime,
+      applications,
       groups: Array.isArray(ctxt.user?.groups)
         ? ctxt.user.groups.filter((g) => typeof g === 'string')
         : [],
       // How MFA was satisfied, for the factor and bypass policy (the aud checked is this client id).
-      application: this.options.clientId,
+      application: outcome.application?.clientId ?? this.options.clientId,
       ...textField('duoResult', ctxt.result),
       ...textField('duoReason', ctxt.reason),
       ...sessionOrigin(req),
@@ -445,6 +477,32 @@ export class DuoFlowService {
       return;
     }
     res.redirect(303, outcome.returnTo);
+  }
+
+  /**
+   * The application a start signs on with (the step-up's, the resolver's, or `default`). A name
+   * nobody configured, or a tenant with invalid settings, refuses this start alone (audited).
+   */
+  private async startApplication(req: Request, username: string): Promise<DuoApplication> {
+    let name: string | undefined;
+    try {
+      name = await this.applications.nameFor(req);
+      return await this.applications.get(name, req);
+    } catch (err) {
+      const error =
+        err instanceof DuoError
+          ? err
+          : new DuoError('unavailable', 'Two-factor settings could not be read', { cause: err });
+      await this.emit({
+        type: error.code === 'invalid_request' ? 'input_validation_failed' : 'mfa_unavailable',
+        outcome: 'failure',
+        username,
+        reason: error.code === 'invalid_request' ? 'unknown_application' : error.code,
+        ...(name ? { detail: { application: name } } : {}),
+        ...requestContext(req),
+      });
+      throw error;
+    }
   }
 
   /** Reports expired pending logins as abandoned (the user never came back from Duo). */

@@ -4,6 +4,7 @@ import {
   duoPublicMessage,
   DuoError,
   DuoMfaPolicyError,
+  DuoStepUpError,
   type DuoErrorCode,
   type DuoMfaPolicyErrorReason,
 } from './duo.errors.js';
@@ -17,6 +18,10 @@ export interface DuoHttpExceptionBody {
   reason?: DuoMfaPolicyErrorReason;
   /** `mfa_policy` only: the sign-on page with returnTo, for a fresh MFA. */
   signOnUrl?: string;
+  /** `mfa_step_up` only: the application the route needs. */
+  application?: string;
+  /** `mfa_step_up` only: the step-up page (GET) and start (POST with its CSRF token). */
+  stepUpUrl?: string;
 }
 
 /** The JSON body of a refusal (the error filter and DuoHttpException answer the same). */
@@ -29,6 +34,10 @@ export function duoErrorBody(error: DuoError, statusCode: number): DuoHttpExcept
   if (error instanceof DuoMfaPolicyError) {
     body.reason = error.reason;
     body.signOnUrl = error.signOnUrl;
+  }
+  if (error instanceof DuoStepUpError) {
+    body.application = error.application;
+    body.stepUpUrl = error.stepUpUrl;
   }
   return body;
 }

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import type { Cluster, Redis } from 'ioredis';
+import type { DuoApplicationConfig, DuoTenantStore } from './duo-applications.js';
 import type { DuoClientOptions } from './duo-client-options.js';
 import type { DuoAuthEvent } from './duo-events.js';
 import type { DuoMfaPolicy } from './duo-mfa-policy.js';
@@ -60,7 +61,31 @@ export interface DuoFrontEndOptions {
 }
 
 /** Options of DuoModule.forRoot / forRootAsync. Durations are in ms. */
-export interface DuoModuleOptions extends DuoClientOptions {
+export interface DuoModuleOptions extends Omit<DuoClientOptions, 'clientId' | 'clientSecret'> {
+  /** Client ID of the `default` Duo application (or give `applications.default`). */
+  clientId?: string;
+  /** Client secret of the `default` Duo application (or give `applications.default`). */
+  clientSecret?: string;
+  /**
+   * Named Duo applications besides `default` (the top-level clientId/clientSecret; or give it here
+   * as `default` instead): each with its own credentials, and optionally its own apiHost and
+   * redirectUri (same path as the callback route). `@RequireMfa({ application: 'admin' })` steps a
+   * session up into one. A string value is an alias (`{ admin: 'default' }`: routes that ask for
+   * `admin` are satisfied by `default`). Checked at boot with the rules of the top-level options.
+   * @default { default: the top-level credentials }
+   */
+  applications?: Record<string, DuoApplicationConfig | string>;
+  /**
+   * Multi-tenant: picks the application of each request (by host, path or a header), for the
+   * sign-on start and for MfaGuard (a session must have satisfied the request's application).
+   * Names not among `applications` are loaded from `tenants`. A throw or a name that is not
+   * `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` refuses the request (400). @default every request: `default`
+   */
+  applicationResolver?: (req: Request) => string | Promise<string>;
+  /** Where the resolver's tenants come from (see DuoTenantStore, MemoryDuoTenantStore). */
+  tenants?: DuoTenantStore;
+  /** Tenant clients kept: at most `max` (least recently used evicted), each for `ttlMs`. @default { max: 100, ttlMs: 300000 } */
+  tenantCache?: { max?: number; ttlMs?: number };
   /** Redirect straight to Duo after the first factor; false shows the "Sign on with Duo" button page. @default true */
   skipButtonPress?: boolean;
   /** Text of the button page's button; set, it wins over the message catalogue. @default the catalogue's ('Sign on with Duo') */

@@ -1,5 +1,10 @@
 import type { Request } from 'express';
-import { validateDuoClientOptions } from './duo-client-options.js';
+import { validateDuoClientOptions, type DuoClientOptions } from './duo-client-options.js';
+import {
+  normalizeApplications,
+  withDefaultApplication,
+  type NormalizedDuoApplications,
+} from './duo-applications.js';
 import { DuoConfigError, type DuoConfigIssue } from './duo.errors.js';
 import { CALLBACK_ROUTE_PATH_MESSAGE, callbackRoutePathOk } from './duo-callback-path.js';
 import { DUO_DEFAULT_LOCALES, DUO_PAGE_MESSAGES } from './duo-i18n.js';
@@ -29,6 +34,10 @@ export type NormalizedDuoModuleOptions = Required<
     | 'locale'
     | 'frontEnd'
     | 'policy'
+    | 'applications'
+    | 'applicationResolver'
+    | 'tenants'
+    | 'tenantCache'
   >
 > &
   Pick<
@@ -40,6 +49,8 @@ export type NormalizedDuoModuleOptions = Required<
     /** The front end's landing routes (normalised same-origin paths), or false. */
     frontEnd: Required<DuoFrontEndOptions> | false;
     usernameResolver: NonNullable<DuoModuleOptions['usernameResolver']>;
+    /** Named applications, aliases, the resolver and tenant store, the step-up path. */
+    applicationsConfig: NormalizedDuoApplications;
     /** The callback route's path, from redirectUri. */
     callbackPath: string;
     /** The origin of every Duo URL (from apiHost). */
@@ -75,7 +86,11 @@ function positive(
 
 /** Merges defaults and checks every DuoModule option once, at boot: one DuoConfigError lists all problems. */
 export function normalizeDuoModuleOptions(options: DuoModuleOptions): NormalizedDuoModuleOptions {
-  const { issues, normalized } = validateDuoClientOptions(options);
+  // `applications.default` is the top-level clientId/clientSecret given the other way.
+  const defaultIssues: DuoConfigIssue[] = [];
+  options = withDefaultApplication(defaultIssues, options);
+  const { issues, normalized } = validateDuoClientOptions(options as DuoClientOptions);
+  issues.push(...defaultIssues);
   const displayName = options.displayName;
   if (
     displayName !== undefined &&
@@ -204,6 +219,12 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     redisKeyPrefix,
     callbackPath: normalized.redirectUri ? safePath(normalized.redirectUri) : '/',
     routes: options.routes ?? true,
+    applicationsConfig: normalizeApplications(
+      issues,
+      options,
+      options as DuoClientOptions,
+      normalized.redirectUri ? safePath(normalized.redirectUri) : '/',
+    ),
     locales: normalizeLocales(issues, options.locales),
     jsonStart: options.jsonStart ?? true,
     frontEnd: normalizeFrontEnd(issues, options.frontEnd),

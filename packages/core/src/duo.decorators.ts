@@ -1,6 +1,7 @@
 import { createParamDecorator, SetMetadata, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import { checkPolicyFactors } from './duo-mfa-policy.js';
+import { APPLICATION_NAME_RE } from './stores/session-record.js';
 import type { MfaSession } from './stores/session-store.interface.js';
 
 /** Metadata key of @SkipMfa() (the value stays 'duo:public' so @Public() routes keep working). */
@@ -40,6 +41,14 @@ export interface RequireMfaOptions {
    * `policy.allowBypass` says (`mfa_policy` / `bypass_not_allowed`). @default false
    */
   allowBypass?: boolean;
+  /**
+   * The DuoModule application (by name) whose MFA the session must have satisfied. A session that
+   * satisfied only another is stepped up: `mfa_step_up` (401; an HTML GET is sent to the step-up
+   * page, which starts Duo for this application as the session's user), and afterwards records
+   * both. `maxAgeMs` then counts from this application's MFA. @default the `applicationResolver`'s
+   * answer when DuoModule has one, else any application of the module
+   */
+  application?: string;
 }
 
 /**
@@ -52,6 +61,12 @@ export const RequireMfa = (options: RequireMfaOptions = {}) => {
   const checked: RequireMfaOptions = { ...options };
   if (options.factors !== undefined) {
     checked.factors = checkPolicyFactors(options.factors, '@RequireMfa');
+  }
+  if (
+    options.application !== undefined &&
+    (typeof options.application !== 'string' || !APPLICATION_NAME_RE.test(options.application))
+  ) {
+    throw new TypeError('@RequireMfa: application must be a name of A-Z a-z 0-9 _ . - (1 to 64)');
   }
   if (options.allowBypass !== undefined && typeof options.allowBypass !== 'boolean') {
     throw new TypeError('@RequireMfa: allowBypass must be true or false');

@@ -83,6 +83,11 @@ export type DuoErrorCode =
    * `reason` bypass_not_allowed, factor_not_allowed or factor_unknown).
    */
   | 'mfa_policy'
+  /**
+   * The route needs another Duo application than the session satisfied (DuoStepUpError: its
+   * `application` and `stepUpUrl`, where a step-up bound to the session's user starts).
+   */
+  | 'mfa_step_up'
   /** The user is not in a Duo group the route requires (or is in no Duo group at all). */
   | 'forbidden';
 
@@ -136,6 +141,21 @@ export class DuoMfaPolicyError extends DuoError {
     readonly signOnUrl: string,
   ) {
     super('mfa_policy', POLICY_MESSAGES[reason]);
+  }
+}
+
+/**
+ * MfaGuard's refusal of a session that has not satisfied the route's Duo application: HTTP 401,
+ * code `mfa_step_up`. HTML GETs are sent (303) to `stepUpUrl`, a page whose form starts Duo for
+ * that application as the session's user; JSON gets `{ error: 'mfa_step_up', application,
+ * stepUpUrl }` (POST there with the CSRF token of the page, or open it in the browser).
+ */
+export class DuoStepUpError extends DuoError {
+  constructor(
+    readonly application: string,
+    readonly stepUpUrl: string,
+  ) {
+    super('mfa_step_up', 'This page needs a two-factor sign-on with another Duo application');
   }
 }
 
@@ -193,6 +213,7 @@ export const DUO_ERROR_STATUS: Readonly<Record<DuoErrorCode, number>> = {
   mfa_stale: 401,
   mfa_not_performed: 403,
   mfa_policy: 403,
+  mfa_step_up: 401,
   forbidden: 403,
 };
 

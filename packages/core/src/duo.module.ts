@@ -6,6 +6,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
+import { DuoApplications } from './duo-applications.js';
 import { DuoClient } from './duo.client.js';
 import { DuoCallbackRoute } from './duo-callback.route.js';
 import { DuoFlowService } from './duo-flow.service.js';
@@ -22,6 +23,7 @@ import { DuoSessionControl } from './duo-session-control.service.js';
 import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
 import { DuoSignOn } from './duo-sign-on.service.js';
 import { DuoCsrfGuard, DuoStartGuard } from './duo-start.guard.js';
+import { DuoStepUpRoute } from './duo-step-up.route.js';
 import { DuoConfigurableModuleClass, DUO_MODULE_OPTIONS } from './duo.module-definition.js';
 import { DuoStrategy } from './duo.strategy.js';
 import {
@@ -159,6 +161,7 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
         }),
     },
     DuoHealthService,
+    DuoApplications,
     DuoSessionService,
     DuoSessionControl,
     DuoFlowService,
@@ -167,6 +170,7 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoCsrfGuard,
     DuoSignOn,
     DuoCallbackRoute,
+    DuoStepUpRoute,
     MfaGuard,
   ],
   exports: [
@@ -174,6 +178,7 @@ function storeSealFrom(o: NormalizedDuoModuleOptions): StoreSeal {
     DuoCircuitBreaker,
     DuoStrategy,
     DuoHealthService,
+    DuoApplications,
     DuoSessionService,
     DuoSessionControl,
     DuoFlowService,

@@ -18,6 +18,15 @@ export { sanitizeReturnTo } from './duo-module-options.js';
 // Guards, the sign-on service and decorators.
 export { DuoCsrfGuard, DuoRequestAnswered, DuoStartGuard } from './duo-start.guard.js';
 export { MfaGuard, type MfaDenial } from './mfa.guard.js';
+export {
+  DuoApplications,
+  DUO_DEFAULT_APPLICATION,
+  MemoryDuoTenantStore,
+  satisfiedApplications,
+  type DuoApplication,
+  type DuoApplicationConfig,
+  type DuoTenantStore,
+} from './duo-applications.js';
 export { DuoSignOn } from './duo-sign-on.service.js';
 export { DuoSessionControl, type DuoSessionControlActor } from './duo-session-control.service.js';
 export { DuoFormFields } from './duo-form-fields.decorator.js';
@@ -47,6 +56,7 @@ export {
   DuoConfigError,
   DuoError,
   DuoMfaPolicyError,
+  DuoStepUpError,
   DuoRateLimitError,
   type DuoConfigIssue,
   type DuoErrorCode,

@@ -1,4 +1,10 @@
-import { Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Optional,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import {
@@ -8,7 +14,8 @@ import {
   DUO_REQUIRE_MFA,
   type RequireMfaOptions,
 } from './duo.decorators.js';
-import { DuoError, DuoMfaPolicyError } from './duo.errors.js';
+import { DuoApplications, satisfiedApplications } from './duo-applications.js';
+import { DuoError, DuoMfaPolicyError, DuoStepUpError } from './duo.errors.js';
 import { mfaPolicyRefusal, type DuoMfaPolicyReason } from './duo-mfa-policy.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { InjectDuoOptions } from './duo.tokens.js';
@@ -27,6 +34,7 @@ interface RoutePolicy {
   requireMfa: boolean;
   factors?: readonly string[];
   allowBypass?: boolean;
+  application?: string;
 }
 
 /** Module-wide policy when the guard was built without DuoModule's options (a hand-made guard). */
@@ -40,10 +48,13 @@ export interface MfaDenial {
     | 'mfa_not_performed'
     | 'mfa_stale'
     | 'mfa_policy'
+    | 'mfa_step_up'
     | 'forbidden';
   message: string;
   /** mfa_policy only: why the factor and bypass policy refused the session. */
   reason?: DuoMfaPolicyReason;
+  /** mfa_step_up only: the application the route needs. */
+  application?: string;
   /** The session that was found, when there is one (absent for mfa_required). */
   session?: MfaSession;
 }
@@ -70,6 +81,11 @@ export class MfaGuard implements CanActivate {
   @Optional()
   @InjectDuoOptions()
   protected readonly duoOptions?: NormalizedDuoModuleOptions;
+
+  /** DuoModule's applications (named, tenants): which one a route needs. */
+  @Optional()
+  @Inject(DuoApplications)
+  protected readonly duoApplications?: DuoApplications;
 
   constructor(
     protected readonly reflector: Reflector,
@@ -124,6 +140,18 @@ export class MfaGuard implements CanActivate {
         session,
       });
     }
+    // The route's Duo application (its @RequireMfa, else the resolver's): not satisfied, step up.
+    const application = await this.#requiredApplication(req, policy);
+    const satisfied = satisfiedApplications(session);
+    if (application !== undefined && satisfied[application] === undefined) {
+      const error = new DuoStepUpError(application, this.#stepUpUrl(req, application));
+      return this.#deny(
+        context,
+        req,
+        { code: 'mfa_step_up', message: error.message, session, application },
+        error,
+      );
+    }
     const modulePolicy = this.duoOptions?.policy ?? NO_MODULE_POLICY;
     const refusal = mfaPolicyRefusal(session, {
       factors: policy.factors ?? modulePolicy.factors,
@@ -139,9 +167,11 @@ export class MfaGuard implements CanActivate {
         error,
       );
     }
+    // Freshness of the route's application's MFA when it names one, else of the last MFA.
+    const authTime = application !== undefined ? satisfied[application] : session.authTime;
     if (
       policy.maxAgeMs !== undefined &&
-      (!session.authTime || Date.now() - session.authTime * 1000 > policy.maxAgeMs)
+      (!authTime || Date.now() - authTime * 1000 > policy.maxAgeMs)
     ) {
       return this.#deny(context, req, {
         code: 'mfa_stale',
@@ -202,6 +232,21 @@ export class MfaGuard implements CanActivate {
     return `${signOnPath}?returnTo=${returnTo}&reason=mfa_policy`;
   }
 
+  async #requiredApplication(req: Request, policy: RoutePolicy): Promise<string | undefined> {
+    const apps = this.duoApplications;
+    if (policy.application !== undefined) {
+      return apps ? apps.canonical(policy.application) : policy.application;
+    }
+    return apps?.config.resolver ? apps.nameFor(req) : undefined;
+  }
+
+  /** The step-up page for `application`, coming back to this request's path. */
+  #stepUpUrl(req: Request, application: string): string {
+    const path = this.duoApplications?.config.stepUpPath ?? '/auth/duo/step-up';
+    const returnTo = encodeURIComponent(req.originalUrl.slice(0, 512));
+    return `${path}?application=${encodeURIComponent(application)}&returnTo=${returnTo}`;
+  }
+
   #policy(handler: object, controller: object): RoutePolicy {
     let byController = this.#policies.get(handler);
     let policy = byController?.get(controller);
@@ -219,6 +264,7 @@ export class MfaGuard implements CanActivate {
       requireMfa: requireMfa !== undefined,
       factors: requireMfa?.factors,
       allowBypass: requireMfa?.allowBypass,
+      application: requireMfa?.application,
     };
     if (!byController) {
       byController = new WeakMap();
@@ -241,6 +287,7 @@ export class MfaGuard implements CanActivate {
       // A policy refusal records its reason (bypass_not_allowed, ...); detail names the code.
       reason: denial.reason ?? denial.code,
       ...(denial.reason ? { detail: { error: denial.code } } : {}),
+      ...(denial.application ? { detail: { application: denial.application } } : {}),
       path: req.path,
       ...requestContext(req),
     });

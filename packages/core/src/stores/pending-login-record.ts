@@ -15,6 +15,7 @@ import {
   utf8Length,
 } from './store-validation.js';
 import type { PendingLogin, TakeResult } from './pending-login-store.interface.js';
+import { APPLICATION_NAME_RE } from './session-record.js';
 
 /** Largest serialized pending login accepted (and read back). */
 export const PENDING_LOGIN_MAX_RECORD_BYTES = 64 * 1024;
@@ -74,7 +75,9 @@ export function parsePendingLogin(value: unknown): PendingLogin | undefined {
     v.expiresAt <= v.createdAt ||
     !optionalString(v.clientIp, b.clientIp.max, true) ||
     !optionalString(v.userAgent, b.userAgent.max, false) ||
-    !optionalString(v.correlationId, b.correlationId.max, true)
+    !optionalString(v.correlationId, b.correlationId.max, true) ||
+    (v.application !== undefined &&
+      (typeof v.application !== 'string' || !APPLICATION_NAME_RE.test(v.application)))
   ) {
     return undefined;
   }
@@ -95,6 +98,9 @@ export function parsePendingLogin(value: unknown): PendingLogin | undefined {
   }
   if (v.correlationId !== undefined) {
     login.correlationId = v.correlationId as string;
+  }
+  if (v.application !== undefined) {
+    login.application = v.application;
   }
   return login;
 }
@@ -135,6 +141,7 @@ const LOGIN_KEYS: ReadonlySet<string> = new Set([
   'clientIp',
   'userAgent',
   'correlationId',
+  'application',
 ]);
 
 /** Every field of a pending login, in a fixed order, after its kind and key name: what its MAC covers. */
@@ -152,6 +159,8 @@ export function sealParts(keyName: string, l: PendingLogin): SealPart[] {
     l.clientIp ?? null,
     l.userAgent ?? null,
     l.correlationId ?? null,
+    // Only when set: a default sign-on keeps the seal it had before named applications existed.
+    ...(l.application !== undefined ? [l.application] : []),
   ];
 }
 

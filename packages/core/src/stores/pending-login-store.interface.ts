@@ -25,6 +25,11 @@ export interface PendingLogin {
   userAgent?: string;
   /** At most 128 characters, no control characters. */
   correlationId?: string;
+  /**
+   * The DuoModule application (by name) this sign-on was started for: the callback exchanges the
+   * code with that application's credentials. Absent: `default`.
+   */
+  application?: string;
 }
 
 export type TakeResult =

@@ -37,7 +37,24 @@ export const SESSION_BOUNDS = {
   /** An IPv6 address with a zone is at most 45 + a short zone; longer is never an address. */
   clientIp: { max: 64 },
   userAgent: { max: 256 },
+  /** The named Duo applications a session satisfied (see MfaSession.applications). */
+  applications: { maxItems: 32, nameMax: 64 },
 } as const;
+
+/** A Duo application's name in DuoModule options and in a session: letters, digits, `_.-`. */
+export const APPLICATION_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** True for `{ [application name]: auth time in seconds }` within the session's bounds. */
+export function isApplicationTimes(value: unknown): value is Record<string, number> {
+  if (!isPlainObject(value)) {
+    return false;
+  }
+  const entries = Object.entries(value);
+  return (
+    entries.length <= SESSION_BOUNDS.applications.maxItems &&
+    entries.every(([name, t]) => APPLICATION_NAME_RE.test(name) && isEpoch(t))
+  );
+}
 
 /** Characters a stored User-Agent may not keep: C0/C1 controls, bidi and other format characters. */
 const UA_STRIP = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
@@ -91,6 +108,8 @@ export interface SessionCore {
   groups: string[];
   /** How MFA was satisfied (see MfaSession): the Duo application, Duo's result and reason. */
   application: string;
+  /** The named applications satisfied and when (see MfaSession). */
+  applications?: Record<string, number>;
   duoResult?: string;
   duoReason?: string;
   /** Where the session was opened from (see MfaSession). */
@@ -128,6 +147,9 @@ export function parseCore(value: unknown): SessionCore | undefined {
     v.groups.length > g.maxItems ||
     !v.groups.every((x) => isCleanString(x, 1, g.maxLength)) ||
     !isCleanString(v.application, 1, SESSION_BOUNDS.application.max) ||
+    (v.applications !== undefined && !isApplicationTimes(v.applications)) ||
+    // Only a session whose MFA happened has satisfied an application.
+    (!v.mfa && v.applications !== undefined) ||
     !optionalClean(v.duoResult, SESSION_BOUNDS.duoResult.max) ||
     !optionalClean(v.duoReason, SESSION_BOUNDS.duoReason.max) ||
     // A fail-open session never met Duo: it has no Duo result or reason.
@@ -157,6 +179,12 @@ export function parseCore(value: unknown): SessionCore | undefined {
     core.authTime = v.authTime;
   }
   core.application = v.application;
+  if (v.applications !== undefined) {
+    // Sorted, so the sealed identity JSON does not depend on the order the caller used.
+    core.applications = Object.fromEntries(
+      Object.entries(v.applications).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
+  }
   for (const key of ['duoResult', 'duoReason', 'clientIp', 'userAgent'] as const) {
     if (v[key] !== undefined) {
       core[key] = v[key] as string;
@@ -169,7 +197,8 @@ export function invalidSession(): DuoStoreError {
   return new DuoStoreError(
     'invalid_record',
     'The session is malformed: check username, mfa/failOpen (never both true), txid, factor, ' +
-      'authTime (seconds), groups (strings), application, duoResult/duoReason (MFA sessions ' +
+      'authTime (seconds), groups (strings), application, applications (name: seconds; MFA ' +
+      'sessions only), duoResult/duoReason (MFA sessions ' +
       'only), clientIp (an IP address) and userAgent (clean, at most 256 characters)',
   );
 }
@@ -260,7 +289,13 @@ export function newTimes(now: number, t: NormalizedTimeouts): SessionTimes {
 
 /** What session control shows of a session: its handle, identity and times (no id, no data). */
 export function summarize(handle: string, core: SessionCore, times: SessionTimes): SessionSummary {
-  return { handle, ...core, groups: [...core.groups], ...times };
+  return {
+    handle,
+    ...core,
+    groups: [...core.groups],
+    ...(core.applications ? { applications: { ...core.applications } } : {}),
+    ...times,
+  };
 }
 
 export function assemble(
@@ -269,7 +304,14 @@ export function assemble(
   times: SessionTimes,
   data: Record<string, unknown>,
 ): MfaSession {
-  return { id, ...core, groups: [...core.groups], ...times, data };
+  return {
+    id,
+    ...core,
+    groups: [...core.groups],
+    ...(core.applications ? { applications: { ...core.applications } } : {}),
+    ...times,
+    data,
+  };
 }
 
 /**
@@ -296,6 +338,7 @@ export function coreJson(hash: string, core: SessionCore, createdAt: number): st
     authTime: core.authTime,
     groups: core.groups,
     application: core.application,
+    applications: core.applications,
     duoResult: core.duoResult,
     duoReason: core.duoReason,
     clientIp: core.clientIp,
@@ -325,6 +368,7 @@ export function assembleLazy(
     id,
     ...core,
     groups: [...core.groups],
+    ...(core.applications ? { applications: { ...core.applications } } : {}),
     ...times,
     get data(): Record<string, unknown> {
       return (data ??= JSON.parse(dataJson) as Record<string, unknown>);

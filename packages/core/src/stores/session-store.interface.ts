@@ -26,6 +26,13 @@ export interface MfaSession {
    * it would have used). A string so that named applications can record their name later.
    */
   application: string;
+  /**
+   * The DuoModule applications (by name: `default`, `admin`, a tenant) whose Duo MFA this session
+   * satisfied, each with Duo's `auth_time` in seconds. A step-up into another application adds its
+   * name. Absent on a fail-open session and on records written before named applications (an MFA
+   * session without it counts as satisfied by `default` at `authTime`).
+   */
+  applications?: Record<string, number>;
   /** Duo's `auth_context.result` (`success` for every session Duo redirected back). MFA only. */
   duoResult?: string;
   /**
