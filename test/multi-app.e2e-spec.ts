@@ -101,7 +101,9 @@ function postStepUp(browser: Browser, form: Record<string, string>): Promise<Res
 describe('two applications: a step-up from default into admin', () => {
   it('should step a default session up into admin and record both applications', async () => {
     const browser = await signOn(app, 'alice');
-    const plain = await (await browser.fetch(`${app.url}/plain`, { headers: JSON_ACCEPT })).json();
+    const plain = (await (
+      await browser.fetch(`${app.url}/plain`, { headers: JSON_ACCEPT })
+    ).json()) as { applications: Record<string, number> };
     expect(plain).toMatchObject({
       application: sim.clientId,
       applications: { default: expect.any(Number) },

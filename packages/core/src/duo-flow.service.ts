@@ -229,11 +229,18 @@ export class DuoFlowService {
   }
 
   /**
-   * Whether this start answers JSON: `jsonStart` on and the request prefers application/json over
-   * text/html (an HTML form, a browser navigation or `Accept: *\/*` keeps the 303).
+   * Whether this start answers JSON: `jsonStart` on, and a JSON request (`Content-Type:
+   * application/json`) that prefers application/json over text/html. A form post keeps the 303
+   * whatever it accepts (API clients and the seed's form rely on it), and so does a browser
+   * navigation or `Accept: *\/*`.
    */
   wantsJson(req: Request | undefined): boolean {
-    return this.options.jsonStart && req?.accepts(['html', 'json']) === 'json';
+    return (
+      this.options.jsonStart &&
+      req !== undefined &&
+      req.is('application/json') === 'application/json' &&
+      req.accepts(['html', 'json']) === 'json'
+    );
   }
 
   /**

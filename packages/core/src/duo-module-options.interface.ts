@@ -104,8 +104,9 @@ export interface DuoModuleOptions extends Omit<DuoClientOptions, 'clientId' | 'c
    */
   locale?: string | ((req: Request) => string | undefined);
   /**
-   * Answer the sign-on start with JSON when the request prefers it (`Accept: application/json`
-   * over text/html): 200 `{ authorizeUrl }` instead of the 303 or the button page (the same
+   * Answer the sign-on start with JSON when it is a JSON request (`Content-Type:
+   * application/json`) that prefers `Accept: application/json` over text/html; a form post keeps
+   * the 303 whatever it accepts: 200 `{ authorizeUrl }` instead of the 303 or the button page (the same
    * browser-binding cookie is set), fail-open as 200 `{ signedIn: true, mfa: false, failOpen:
    * true, returnTo }`, refusals as the library's JSON. false: always the 303 or page. @default true
    */
