@@ -41,6 +41,10 @@ const REVIEWED_PUBLIC = new Set([
   'GET /',
   'POST /login',
   'GET /auth/duo/callback',
+  // DuoModule's step-up route: no MfaGuard, but its own checks (a live MFA session of the same
+  // user, CSRF, the caps); refusals are tested in test/multi-app.e2e-spec.ts.
+  'GET /auth/duo/step-up',
+  'POST /auth/duo/step-up',
   'POST /logout',
   'GET /health',
   // Operations: liveness/readiness probes (no user data) and Prometheus metrics (its own
@@ -48,6 +52,8 @@ const REVIEWED_PUBLIC = new Set([
   'GET /health/live',
   'GET /health/ready',
   'GET /metrics',
+  // A single-page front end's CSRF token (the same token the sign-on page carries; no user data).
+  'GET /api/csrf',
 ]);
 
 interface NestRoute {
@@ -100,9 +106,14 @@ function nestRoutes(running: RunningApp): NestRoute[] {
   return out;
 }
 
-/** The route DuoModule serves itself (an Express route, no Nest handler): its callback, open by design. */
+/**
+ * The routes DuoModule serves itself (Express routes, no Nest handler): its callback, open by
+ * design, and the step-up route next to it (its own checks: a live MFA session, CSRF, the caps).
+ */
 function moduleRoutes(running: RunningApp): string[] {
-  return [`GET ${running.app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS).callbackPath}`];
+  const callback = running.app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS).callbackPath;
+  const stepUp = `${callback.slice(0, callback.lastIndexOf('/'))}/step-up`;
+  return [`GET ${callback}`, `GET ${stepUp}`, `POST ${stepUp}`];
 }
 
 interface ExpressLayer {
@@ -159,12 +170,15 @@ describe('every route is public or guarded', () => {
       ]),
     );
     const problems: string[] = [];
+    // State-changing requests carry a valid CSRF token (the app checks CSRF before any guard), so
+    // what answers them is MfaGuard; the browser holds a CSRF cookie and no session.
+    const anonymous = new Browser();
+    const csrf = await anonymous.csrfToken(app.url);
     for (const route of guarded) {
       const url = `${app.url}${concrete(route.path)}`;
-      const json = await fetch(url, {
+      const json = await anonymous.fetch(url, {
         method: route.method,
-        headers: JSON_ACCEPT,
-        redirect: 'manual',
+        headers: { ...JSON_ACCEPT, ...(route.method === 'GET' ? {} : { 'x-csrf-token': csrf }) },
       });
       const body = (await json.json().catch(() => ({}))) as { error?: string };
       if (json.status !== 401 || body.error !== 'mfa_required') {
