@@ -305,10 +305,21 @@ describe('mfaSession: a real session through the configured store', () => {
       401,
       expect.objectContaining({ error: 'mfa_stale' }),
     ]);
+    // A fail-open session while Duo is still down: refused where MFA is needed. Once Duo answers
+    // again, the next request ends it and sends the user through MFA (reverifyWhenDuoIsBack).
     const failOpen = await mfaSession(app, { username: 'bob', failOpen: true });
+    sim.duoDown();
+    try {
+      expect(await get(app, '/me', failOpen.cookie)).toEqual([
+        403,
+        expect.objectContaining({ error: 'mfa_not_performed' }),
+      ]);
+    } finally {
+      sim.clearFaults();
+    }
     expect(await get(app, '/me', failOpen.cookie)).toEqual([
-      403,
-      expect.objectContaining({ error: 'mfa_not_performed' }),
+      401,
+      expect.objectContaining({ error: 'session_expired' }),
     ]);
   });
 
