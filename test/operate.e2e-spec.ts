@@ -75,18 +75,19 @@ describe('health endpoints', () => {
     expect(body.details.process.status).toBe('up');
   });
 
-  it('should be ready with the database up and Duo unknown when no sign-on has checked Duo yet', async () => {
+  it('should be ready with the database up and Duo unknown (degraded, not up) when nothing has checked Duo yet', async () => {
     const res = await fetch(`${app.url}/health/ready`);
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
     const body = await json(res);
-    expect(body.status).toBe('ok');
+    expect(body.status).toBe('degraded');
     expect(body.details.database).toMatchObject({ status: 'up', type: 'better-sqlite3' });
-    expect(body.details.duo).toMatchObject({
-      status: 'up',
-      known: false,
+    expect(body.details.duo).toEqual({
+      status: 'degraded',
+      state: 'unknown',
       required: false,
       circuit: 'closed',
+      probe: false,
     });
     expect(body.details.redis).toBeUndefined();
   });
@@ -122,9 +123,11 @@ describe('health endpoints', () => {
     expect(body.status).toBe('degraded');
     expect(body.details.duo).toMatchObject({
       status: 'degraded',
-      known: true,
+      state: 'down',
+      source: 'local',
       error: 'unavailable',
     });
+    expect(body.details.duo.ageMs).toEqual(expect.any(Number));
   });
 });
 

@@ -19,6 +19,7 @@ export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
     ...(env.DUO_CA_FILE ? { caFile: env.DUO_CA_FILE } : {}),
     failmode: env.DUO_FAILMODE,
     healthCacheMs: env.DUO_HEALTH_CACHE_MS,
+    healthProbe: env.DUO_HEALTH_PROBE,
     breakerFailureThreshold: env.DUO_BREAKER_THRESHOLD,
     breakerCooldownMs: env.DUO_BREAKER_COOLDOWN_MS,
     maxConcurrentDuoCalls: env.DUO_MAX_CONCURRENCY,

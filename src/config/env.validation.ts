@@ -42,6 +42,7 @@ export interface AppEnv {
   DUO_TIMEOUT_MS: number;
   DUO_CLOCK_TOLERANCE_MS: number;
   DUO_HEALTH_CACHE_MS: number;
+  DUO_HEALTH_PROBE: boolean;
   DUO_BREAKER_THRESHOLD: number;
   DUO_BREAKER_COOLDOWN_MS: number;
   DUO_MAX_CONCURRENCY: number;
@@ -321,6 +322,7 @@ const SCHEMA: Schema = {
     fallback: () => DUO_DEFAULTS.clockToleranceMs,
   },
   DUO_HEALTH_CACHE_MS: { parse: int(0, 600_000), fallback: () => 10_000 },
+  DUO_HEALTH_PROBE: { parse: bool, fallback: () => true },
   DUO_BREAKER_THRESHOLD: { parse: int(1, 1000), fallback: () => 5 },
   DUO_BREAKER_COOLDOWN_MS: { parse: int(100, 600_000), fallback: () => 10_000 },
   DUO_MAX_CONCURRENCY: { parse: int(1, 10_000), fallback: () => 32 },

@@ -1,12 +1,4 @@
-import {
-  Controller,
-  Get,
-  Inject,
-  Res,
-  ServiceUnavailableException,
-  type OnModuleDestroy,
-  type OnModuleInit,
-} from '@nestjs/common';
+import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import {
   HealthCheckService,
@@ -36,24 +28,20 @@ function rethrowSanitized(err: unknown): never {
   );
 }
 
-/** How often Duo's health is refreshed in the background when it gates readiness. */
-const MIN_DUO_REFRESH_MS = 5_000;
-
 /**
  * Health for load balancers and orchestrators (all public, never cached, no secrets):
  * - GET /health/live: the process answers (no dependency is checked);
  * - GET /health/ready: the database and Redis (when configured) answer a ping, and the instance is
- *   not shutting down; 503 otherwise. Duo's last known health is reported beside them, read from
- *   the cache (this path never calls Duo); it fails readiness only with HEALTH_DUO_REQUIRED=true,
- *   otherwise a Duo outage shows as status "degraded" with 200;
+ *   not shutting down; 503 otherwise. Duo is reported beside them as `state` up, down or unknown
+ *   with the age of the answer (`ageMs`), read from DuoHealthService, whose background probe keeps
+ *   it fresh (this path never calls Duo). Duo fails readiness only with HEALTH_DUO_REQUIRED=true
+ *   (then `unknown` fails too); otherwise Duo down or unknown shows as status "degraded" with 200;
  * - GET /health: the same as /health/ready.
  */
 @Controller('health')
-export class HealthController implements OnModuleInit, OnModuleDestroy {
+export class HealthController {
   private readonly timeoutMs: number;
   private readonly duoRequired: boolean;
-  private readonly duoRefreshMs: number;
-  private refresher?: NodeJS.Timeout;
 
   constructor(
     private readonly health: HealthCheckService,
@@ -67,25 +55,6 @@ export class HealthController implements OnModuleInit, OnModuleDestroy {
   ) {
     this.timeoutMs = config.get<number>('HEALTH_TIMEOUT_MS') ?? 1_000;
     this.duoRequired = config.get<boolean>('HEALTH_DUO_REQUIRED') ?? false;
-    this.duoRefreshMs = Math.max(
-      MIN_DUO_REFRESH_MS,
-      config.get<number>('DUO_HEALTH_CACHE_MS') ?? 0,
-    );
-  }
-
-  onModuleInit(): void {
-    // When Duo gates readiness, its state must not wait for a sign-on (an instance pulled from the
-    // load balancer gets none): refresh it in the background, never on the health path.
-    if (this.duoRequired) {
-      const refresh = () => void this.duoHealth.check().catch(() => undefined);
-      refresh();
-      this.refresher = setInterval(refresh, this.duoRefreshMs);
-      this.refresher.unref();
-    }
-  }
-
-  onModuleDestroy(): void {
-    clearInterval(this.refresher);
   }
 
   @SkipMfa()
@@ -154,19 +123,31 @@ export class HealthController implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Duo from the cache only: unknown until the first check, degraded (or down) when it failed. */
+  /**
+   * Duo as DuoHealthService knows it (never a call): `state` up, down or unknown, `ageMs` of the
+   * answer, whose it was (`source`: this instance, or the shared probe over Redis). Down or unknown
+   * is "down" (503) with HEALTH_DUO_REQUIRED, else "degraded" (200).
+   */
   private duoIndicator() {
     const session = this.indicator.check('duo');
-    const last = this.duoHealth.lastKnown;
-    const base = { required: this.duoRequired, circuit: this.breaker.state };
-    if (!last) {
-      return session.up({ known: false, ...base });
+    const known = this.duoHealth.report();
+    const data = {
+      state: known.status,
+      required: this.duoRequired,
+      circuit: this.breaker.state,
+      probe: this.duoHealth.probeRunning,
+      ...(known.ageMs === undefined
+        ? {}
+        : {
+            ageMs: known.ageMs,
+            checkedAt: new Date(known.checkedAt ?? 0).toISOString(),
+            source: known.source,
+          }),
+      ...(known.code ? { error: known.code } : {}),
+    };
+    if (known.status === 'up') {
+      return session.up(data);
     }
-    const checkedAt = new Date(last.checkedAt).toISOString();
-    if (last.ok) {
-      return session.up({ known: true, ...base, checkedAt });
-    }
-    const data = { known: true, ...base, checkedAt, error: last.error.code };
     return this.duoRequired ? session.down(data) : session.degraded(data);
   }
 }

@@ -32,6 +32,8 @@ export function simulatorOptions(
     allowInsecureHttp: true,
     secureCookies: false,
     sessionSecret: 'test-apps-session-secret-0123456789abcdefghij',
+    // The specs count Duo calls exactly: no background health probe between their readings.
+    healthProbe: false,
   };
 }
 

@@ -60,6 +60,8 @@ export async function startApp(
         RATE_LIMIT_LOGIN_PER_IP: '100000',
         RATE_LIMIT_LOGIN_PER_USER: '100000',
         RATE_LIMIT_CALLBACK_PER_IP: '100000',
+        // Older specs count Duo calls exactly: no background health probe unless a spec asks.
+        DUO_HEALTH_PROBE: 'false',
         ...env,
       }),
     ],

@@ -134,8 +134,19 @@ export interface DuoModuleOptions extends Omit<DuoClientOptions, 'clientId' | 'c
    * failure), run only for fail-open sessions. @default { reverifyWhenDuoIsBack: true }
    */
   failOpen?: { reverifyWhenDuoIsBack?: boolean };
-  /** How long a health-check answer is reused. @default 10000 */
+  /**
+   * How long a health-check answer is reused, and the period of the background probe. 0: no cache
+   * and no background probe (every sign-on asks Duo). @default 10000
+   */
   healthCacheMs?: number;
+  /**
+   * Probe Duo's health check in the background every `healthCacheMs` (jittered by up to ±15 %, one
+   * call in flight at a time, stopped at shutdown), so health reports and sign-ons read a recent
+   * answer instead of a guess. With `redis`, one instance per interval probes (a lease key) and
+   * writes a sealed answer every instance reads; the shared answer never decides a fail-open
+   * sign-on (see DuoHealthService). @default true
+   */
+  healthProbe?: boolean;
   /** How long a started sign-on waits for Duo's callback. @default 600000 */
   pendingTtlMs?: number;
   /**

@@ -48,6 +48,8 @@ export type NormalizedDuoModuleOptions = Required<
     displayName: string | undefined;
     /** The front end's landing routes (normalised same-origin paths), or false. */
     frontEnd: Required<DuoFrontEndOptions> | false;
+    /** The module-wide factor and bypass policy (see DuoModuleOptions.policy). */
+    policy: { factors?: readonly DuoFactor[]; allowBypass: boolean };
     usernameResolver: NonNullable<DuoModuleOptions['usernameResolver']>;
     /** Named applications, aliases, the resolver and tenant store, the step-up path. */
     applicationsConfig: NormalizedDuoApplications;
@@ -57,8 +59,6 @@ export type NormalizedDuoModuleOptions = Required<
     apiOrigin: string;
     limits: NormalizedDuoLimits | false;
     csrf: { allowedOrigins: string[] } | false;
-    /** The module-wide factor and bypass policy (see DuoModuleOptions.policy). */
-    policy: { factors?: readonly DuoFactor[]; allowBypass: boolean };
   };
 
 /** The sign-on caps with their defaults filled in. */
@@ -145,6 +145,9 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
   if (reverify !== undefined && typeof reverify !== 'boolean') {
     issues.push({ field: 'failOpen.reverifyWhenDuoIsBack', message: 'must be a boolean' });
   }
+  if (options.healthProbe !== undefined && typeof options.healthProbe !== 'boolean') {
+    issues.push({ field: 'healthProbe', message: 'must be a boolean' });
+  }
   const secureCookies = options.secureCookies ?? !normalized.allowInsecureHttp;
   const result: NormalizedDuoModuleOptions = {
     ...options,
@@ -156,6 +159,7 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     failmode: options.failmode ?? 'closed',
     failOpen: { reverifyWhenDuoIsBack: options.failOpen?.reverifyWhenDuoIsBack ?? true },
     healthCacheMs: positive(issues, 'healthCacheMs', options.healthCacheMs, 10_000, 0, 600_000),
+    healthProbe: options.healthProbe ?? true,
     pendingTtlMs: positive(
       issues,
       'pendingTtlMs',
@@ -228,9 +232,9 @@ export function normalizeDuoModuleOptions(options: DuoModuleOptions): Normalized
     locales: normalizeLocales(issues, options.locales),
     jsonStart: options.jsonStart ?? true,
     frontEnd: normalizeFrontEnd(issues, options.frontEnd),
+    policy: normalizePolicy(issues, options.policy),
     limits: normalizeLimits(issues, options.limits),
     csrf: normalizeCsrf(issues, options.csrf, normalized.redirectUri),
-    policy: normalizePolicy(issues, options.policy),
   };
   if (
     result.locale !== undefined &&
