@@ -212,8 +212,13 @@ describe.each(ENGINES)('audit chain on %s', (engine) => {
     await ds.query(`UPDATE audit_events SET outcome = 'failure' WHERE seq = 7`);
     expect(await runAuditVerify(env, out)).toBe(1);
     expect(await runAuditVerify({ DATABASE_URL: db.url }, out)).toBe(2);
-    expect(lines[0]).toMatch(/^audit chain OK: 10 events verified/);
-    expect(lines[1]).toBe(
+    // Each run first says what it used (never the key or the URL).
+    expect(lines[0]).toBe(
+      `audit:verify: database from DATABASE_URL (${engine === 'postgres' ? 'postgres' : 'sqlite'}), key from AUDIT_CHAIN_KEY`,
+    );
+    const results = lines.filter((l) => l.startsWith('audit chain'));
+    expect(results[0]).toMatch(/^audit chain OK: 10 events verified/);
+    expect(results[1]).toBe(
       'audit chain BROKEN at seq 7: hash_mismatch (6 events verified before it)',
     );
     expect(lines.join('\n')).not.toContain(TEST_CHAIN_KEY);

@@ -25,6 +25,7 @@ import {
 } from './http-security.js';
 import { requestIdMiddleware } from './request-context.js';
 import { appRedirectGuard } from './redirect-guard.js';
+import { faviconMiddleware } from './favicon.js';
 import { SIGN_ON_START_PATH } from '../auth/auth.paths.js';
 
 export interface SecuritySetupOptions {
@@ -86,6 +87,8 @@ export function applySecurity(
   app.use(appRedirectGuard(config.getOrThrow<string>('PUBLIC_URL'), duo.apiOrigin, logger));
   app.use(accessLogMiddleware(logger));
   app.use(...securityHeaders(config.getOrThrow<string>('PUBLIC_URL').startsWith('https://')));
+  // Before the cookies, CSRF and the guards: the icon is public and the same for everyone.
+  app.use(faviconMiddleware());
   app.use(strictQueryMiddleware(audit));
   // express.json's middleware is named jsonParser, so Nest adds no second one.
   app.use(express.json({ limit: BODY_LIMIT, strict: true, verify: verifyJsonUtf8 }));
