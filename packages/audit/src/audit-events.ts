@@ -35,6 +35,12 @@ export const AUDIT_APP_REASONS = [
   'admin_revoked',
   'compromised',
   'failopen_reverify',
+  // reconcile (Duo's authentication log against our trail)
+  'no_duo_transaction',
+  'duo_not_success',
+  'no_callback',
+  'username_mismatch',
+  'time_mismatch',
   'other',
 ] as const;
 export type AuditAppReason = (typeof AUDIT_APP_REASONS)[number];
@@ -63,6 +69,10 @@ export const AUDIT_DEFAULT_OUTCOME: Readonly<Record<AuditEventType, AuditOutcome
   store_record_invalid: 'failure',
   session_revoked: 'success',
   user_marked_compromised: 'success',
+  reconcile_missing_at_duo: 'failure',
+  reconcile_unclaimed_at_duo: 'failure',
+  mfa_abandoned_reason: 'info',
+  mfa_fraud_reported: 'failure',
   audit_spool_replayed: 'info',
 };
 

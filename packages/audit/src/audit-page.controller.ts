@@ -1,4 +1,4 @@
-import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, Optional, Param, Query, Res, UseGuards } from '@nestjs/common';
 import type { Response } from 'express';
 import { PAGE_CSP } from '@duo-nest/core/internal';
 import { AuditAdminGuard } from './audit-admin.guard.js';
@@ -10,6 +10,8 @@ import {
 } from './audit-page.js';
 import { parseAuditEventId, parseAuditPageQuery, parseNoQuery } from './audit-query.dto.js';
 import { AUDIT_PAGE_DEFAULT, AuditQueryError, AuditRepository } from './audit.repository.js';
+import { reconcileSection } from './reconcile/reconcile-page.js';
+import { AUDIT_RECONCILE, type ReconcileStatusSource } from './reconcile/reconcile.scheduler.js';
 
 type RawQuery = Record<string, unknown>;
 
@@ -32,7 +34,10 @@ function formValues(query: RawQuery): Record<string, string> {
 @Controller('audit')
 @UseGuards(AuditAdminGuard)
 export class AuditPageController {
-  constructor(private readonly repository: AuditRepository) {}
+  constructor(
+    private readonly repository: AuditRepository,
+    @Optional() @Inject(AUDIT_RECONCILE) private readonly reconcile?: ReconcileStatusSource,
+  ) {}
 
   @Get()
   async list(@Query() query: RawQuery, @Res() res: Response): Promise<void> {
@@ -59,9 +64,10 @@ export class AuditPageController {
       return;
     }
     const { filter, cursor, limit, bucket } = parsed;
-    const [page, stats] = await Promise.all([
+    const [page, stats, reconcile] = await Promise.all([
       this.repository.findPage(filter, cursor, limit),
       this.repository.stats(filter, bucket),
+      reconcileSection(this.reconcile),
     ]);
     send(
       res,
@@ -75,6 +81,7 @@ export class AuditPageController {
         events: page.items,
         nextCursor: page.nextCursor,
         stats,
+        reconcile,
       }),
     );
   }

@@ -55,6 +55,8 @@ export interface AuditListView {
   events: AuditEvent[];
   nextCursor: string | null;
   stats: AuditStatsRow[];
+  /** The reconcile job's section (reconcile/reconcile-page.ts), already escaped. */
+  reconcile?: string;
 }
 
 function field(name: string, label: string, value: string | undefined, attrs = ''): string {
@@ -205,7 +207,7 @@ ${eventsTable(view.events)}
 ${view.nextCursor ? `<a id="next" href="${esc(pageHref(view, view.nextCursor))}">Older events</a>` : '<span id="end" class="muted">End of the trail for these filters.</span>'}</nav></section>`;
   return page(
     'Audit trail',
-    `<main><h1 id="title">Audit trail</h1><p><a id="sessions-link" href="/audit/sessions">User sessions</a>: list, revoke, mark compromised.</p>${filtersForm(view)}${body}</main>`,
+    `<main><h1 id="title">Audit trail</h1><p><a id="sessions-link" href="/audit/sessions">User sessions</a>: list, revoke, mark compromised.</p>${filtersForm(view)}${body}${view.reconcile ?? ''}</main>`,
     CSS,
   );
 }

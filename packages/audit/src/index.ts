@@ -55,6 +55,8 @@ export {
 
 // The Duo Admin API client (authentication log), framework-free.
 export * from './admin-api/index.js';
+// The reconcile job (Duo's authentication log against the trail).
+export * from './reconcile/index.js';
 // The schema migrations, for the user's DataSource, and the verify CLI's function.
 export { AUDIT_MIGRATIONS } from './migrations/index.js';
 export {

@@ -30,6 +30,11 @@ export const DUO_AUTH_EVENT_TYPES = [
   'store_record_invalid',
   'session_revoked',
   'user_marked_compromised',
+  // Written by the audit package's reconcile job against Duo's authentication log (issue 16).
+  'reconcile_missing_at_duo',
+  'reconcile_unclaimed_at_duo',
+  'mfa_abandoned_reason',
+  'mfa_fraud_reported',
 ] as const;
 
 export type DuoAuthEventType = (typeof DUO_AUTH_EVENT_TYPES)[number];
