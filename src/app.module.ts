@@ -10,6 +10,8 @@ import {
   AuditPageController,
   AuditService,
   AuditSessionsController,
+  AUDIT_RECONCILE,
+  reconcileSettingsFromEnv,
 } from '@duo-nest/audit';
 import { auditEventSink } from './auth/auth-audit.js';
 import { buildTypeOrmOptions } from './database/typeorm-options.js';
@@ -23,6 +25,7 @@ import { GracefulShutdownService } from './lifecycle/graceful-shutdown.service.j
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { RECONCILE_SETTINGS, ReconcileRunner } from './reconcile/reconcile.runner.js';
 
 /** Reads the validated environment as one typed object. */
 export function appEnv(config: ConfigService): AppEnv {
@@ -106,7 +109,14 @@ export class AppModule {
         AuditSessionsController,
       ],
       // useExisting: the one MfaGuard of DuoModule, so tests can replace it with overrideGuard().
-      providers: [{ provide: APP_GUARD, useExisting: MfaGuard }, GracefulShutdownService],
+      providers: [
+        { provide: APP_GUARD, useExisting: MfaGuard },
+        GracefulShutdownService,
+        // The reconcile job against Duo's authentication log (issue 16); bad DUO_RECONCILE_* fail the boot.
+        { provide: RECONCILE_SETTINGS, useValue: reconcileSettingsFromEnv(rawEnv) },
+        ReconcileRunner,
+        { provide: AUDIT_RECONCILE, useExisting: ReconcileRunner },
+      ],
     };
   }
 }

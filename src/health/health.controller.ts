@@ -1,4 +1,11 @@
-import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Inject,
+  Optional,
+  Res,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import {
   HealthCheckService,
@@ -15,6 +22,7 @@ import {
   InjectDuoOptions,
   type NormalizedDuoModuleOptions,
 } from '@duo-nest/core/internal';
+import { AUDIT_RECONCILE, type ReconcileStatusSource } from '@duo-nest/audit';
 import { GracefulShutdownService } from '../lifecycle/graceful-shutdown.service.js';
 
 /**
@@ -52,6 +60,7 @@ export class HealthController {
     private readonly shutdown: GracefulShutdownService,
     @InjectDuoOptions() private readonly duo: NormalizedDuoModuleOptions,
     @Inject(ConfigService) config: ConfigService,
+    @Optional() @Inject(AUDIT_RECONCILE) private readonly reconcile?: ReconcileStatusSource,
   ) {
     this.timeoutMs = config.get<number>('HEALTH_TIMEOUT_MS') ?? 1_000;
     this.duoRequired = config.get<boolean>('HEALTH_DUO_REQUIRED') ?? false;
@@ -112,6 +121,8 @@ export class HealthController {
       );
     }
     checks.push(() => this.duoIndicator());
+    // Informational: the reconcile job against Duo's log never fails readiness.
+    checks.push(() => this.indicator.check('reconcile').up(this.reconcileState()));
     try {
       return await this.health.check(checks);
     } catch (err) {
@@ -121,6 +132,21 @@ export class HealthController {
       }
       throw err;
     }
+  }
+
+  private reconcileState(): Record<string, unknown> {
+    const job = this.reconcile?.enabled ? this.reconcile.job : null;
+    if (!job) {
+      return { enabled: false };
+    }
+    const last = job.metrics.lastRun;
+    const lag = job.metrics.lagMs();
+    return {
+      enabled: true,
+      intervalMs: this.reconcile?.intervalMs,
+      lastRun: last ? { at: last.startedAt, status: last.status, error: last.error } : null,
+      lagSeconds: lag === null ? null : Math.round(lag / 1000),
+    };
   }
 
   /**
