@@ -38,6 +38,7 @@ describe.each(ENGINES)('audit migrations on %s', (engine) => {
     const applied = await ds.runMigrations();
     expect(applied.map((m) => m.name)).toEqual([
       expect.stringMatching(/^CreateAuditEvents\d{13}$/),
+      expect.stringMatching(/^CreateAuditReconcile\d{13}$/),
     ]);
     const qr = ds.createQueryRunner();
     try {
@@ -46,6 +47,9 @@ describe.each(ENGINES)('audit migrations on %s', (engine) => {
       expect(events?.indices.find((i) => i.name === 'UQ_audit_events_seq')?.isUnique).toBe(true);
       expect(await qr.hasTable('audit_chain_head')).toBe(true);
       expect(await qr.hasTable('audit_chain_anchor')).toBe(true);
+      // The reconcile job's cursor and Duo transactions (a later migration).
+      expect(await qr.hasTable('audit_reconcile_state')).toBe(true);
+      expect(await qr.hasTable('audit_reconcile_duo_tx')).toBe(true);
     } finally {
       await qr.release();
     }
@@ -62,6 +66,11 @@ describe.each(ENGINES)('audit migrations on %s', (engine) => {
     await ds.undoLastMigration();
     const qr = ds.createQueryRunner();
     try {
+      // The last migration (reconcile) goes first and leaves the trail's tables in place.
+      expect(await qr.hasTable('audit_reconcile_state')).toBe(false);
+      expect(await qr.hasTable('audit_reconcile_duo_tx')).toBe(false);
+      expect(await qr.hasTable('audit_events')).toBe(true);
+      await ds.undoLastMigration();
       expect(await qr.hasTable('audit_events')).toBe(false);
       expect(await qr.hasTable('audit_chain_head')).toBe(false);
       expect(await qr.hasTable('audit_chain_anchor')).toBe(false);
