@@ -5,3 +5,4 @@ export * from './reconcile-store.js';
 export * from './reconcile.scheduler.js';
 export * from './reconcile-options.js';
 export * from './reconcile-page.js';
+export { parseSince, runAuditReconcile, type ReconcileCliOutput } from './reconcile.cli.js';

@@ -37,7 +37,9 @@ export function reconcileSettingsFromEnv(
   env: Record<string, string | undefined>,
 ): ReconcileEnvSettings {
   const problems: string[] = [];
-  const num = (name: Exclude<keyof typeof RECONCILE_ENV_DEFAULTS, 'DUO_RECONCILE_REVOKE_ON_FRAUD'>): number => {
+  const num = (
+    name: Exclude<keyof typeof RECONCILE_ENV_DEFAULTS, 'DUO_RECONCILE_REVOKE_ON_FRAUD'>,
+  ): number => {
     const raw = (env[name] ?? '').trim();
     if (raw === '') {
       return RECONCILE_ENV_DEFAULTS[name];
