@@ -12,6 +12,7 @@ import {
   ReconcileStore,
   RedisReconcileLock,
   reconcileEventId,
+  runAuditReconcile,
   type DuoReconcileOptions,
   type ReconcileRunResult,
 } from '@duo-nest/audit';
@@ -41,9 +42,9 @@ async function simPost(path: string, body: unknown): Promise<Record<string, unkn
 /** Duo-only entries (decisions whose callback never reached us), injected into Duo's log. */
 async function inject(entries: AuthLogInput[]): Promise<string[]> {
   const out: string[] = [];
-  for (let i = 0; i < entries.length; i += 1000) {
+  for (let i = 0; i < entries.length; i += 250) {
     out.push(
-      ...((await simPost('authlog', { entries: entries.slice(i, i + 1000) })).txids as string[]),
+      ...((await simPost('authlog', { entries: entries.slice(i, i + 250) })).txids as string[]),
     );
   }
   return out;
@@ -369,6 +370,44 @@ describe('reconcile across pages, restarts and Duo failures (SQLite file shared 
   });
 });
 
+describe('npm run audit:reconcile (the one-off CLI)', () => {
+  it('should refuse a run without --since, and re-run a range the timer did without writing twice', async () => {
+    const db = await createTestDatabase('sqlite');
+    sim.control.reset();
+    const app = await startApp({ ...simulatorEnv(sim), ...NO_RATE_LIMITS, DATABASE_URL: db.url });
+    const lines: string[] = [];
+    const out = { log: (l: string) => lines.push(l), error: (l: string) => lines.push(l) };
+    const env = {
+      DATABASE_URL: db.url,
+      AUDIT_CHAIN_KEY: 'test-audit-chain-key-0123456789abcdefghij',
+      DUO_CLIENT_ID: sim.clientId,
+      ...adminEnv(),
+      DUO_RECONCILE_GRACE_MS: '0',
+    };
+    try {
+      expect(await runAuditReconcile([], env, out)).toBe(2);
+      expect(lines.pop()).toContain('--since');
+      await inject([
+        {
+          username: uniqueUser('cli'),
+          result: 'fraud',
+          reason: 'user_marked_fraud',
+          timestampMs: Date.now() - MIN,
+        },
+      ]);
+      expect(await runAuditReconcile(['--since', '10m'], env, out)).toBe(0);
+      expect(lines.pop()).toMatch(/^audit:reconcile ok: 1 pages, 1 entries .*mfa_fraud_reported=1/);
+      expect(await runAuditReconcile(['--since', '10m'], env, out)).toBe(0);
+      expect(lines.pop()).toMatch(/mfa_fraud_reported=0/);
+      expect(await countType(app, 'mfa_fraud_reported')).toBe(1);
+      expect(lines.join('\n')).not.toContain(sim.adminSecretKey);
+    } finally {
+      await app.close();
+      await db.drop();
+    }
+  });
+});
+
 async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -413,6 +452,7 @@ describe('the reference app wiring', () => {
       DUO_RECONCILE_GRACE_MS: '0',
       AUDIT_ADMIN_USERS: `recadmin-${process.pid}`,
     };
+    sim.control.reset(); // only this test's entries in Duo's log
     const a = await startApp(env);
     const b = await startApp(env);
     const redis = new Redis(REDIS_URL);
