@@ -18,6 +18,7 @@ const BENCHES = [
   ['signons', 'signons.mjs', [], 'results-signons.json', 480],
   ['audit', 'audit.mjs', [], 'results-audit.json', 240],
   ['limiter', 'limiter.mjs', [], 'results-limiter.json', 240],
+  ['reconcile', 'reconcile.mjs', [], 'results-reconcile.json', 240],
 ];
 
 const runs = {};
@@ -75,6 +76,13 @@ const oneAtLowerLoad = ratio(
   paced?.find((s) => s.instances === 1)?.signOnsPerAppCpuSecond,
 );
 const targets = [
+  target(
+    'reconcile: Duo log entries per second (100,000 entries, SQLite)',
+    get('reconcile.entriesPerSecond'),
+    '>=',
+    1667,
+    '/s',
+  ),
   target('authorize URL, ours / official SDK', get('client.authUrl.ratio'), '>=', 1.5, 'x'),
   target('id_token verification, ours / official SDK', get('client.verify.ratio'), '>=', 1.5, 'x'),
   target('guarded / public route, memory sessions', get('guarded.memory.ratio'), '>=', 0.85, 'x'),
@@ -174,6 +182,15 @@ const results = {
       : null,
     limiter: figures.limiter
       ? { memory: get('limiter.memory'), redis: get('limiter.redis'), flat: get('limiter.flat') }
+      : null,
+    reconcile: figures.reconcile
+      ? {
+          entries: get('reconcile.entries'),
+          seconds: get('reconcile.seconds'),
+          entriesPerSecond: get('reconcile.entriesPerSecond'),
+          correct: get('reconcile.correct'),
+          target: get('reconcile.target'),
+        }
       : null,
   },
   raw: figures,
