@@ -11,7 +11,7 @@ export interface ReconcileStatusSource {
 }
 
 /**
- * Runs the job every `intervalMs` (first run after a short jittered delay), never two runs at once
+ * Runs the job every `intervalMs` (the first one interval after start), never two runs at once
  * in this process; the job's lock keeps it to one instance at a time across instances. A failed
  * run is counted and logged by code; the next tick tries again from the same cursor.
  */
@@ -30,7 +30,7 @@ export class ReconcileScheduler implements ReconcileStatusSource {
   }
 
   /** Starts the timer (no-op when disabled). */
-  start(firstDelayMs = Math.min(this.intervalMs, 5_000)): void {
+  start(firstDelayMs = this.intervalMs): void {
     if (!this.enabled || this.timer || this.stopped) {
       return;
     }
