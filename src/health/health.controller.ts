@@ -14,6 +14,7 @@ import {
   type HealthIndicatorFunction,
 } from '@nestjs/terminus';
 import type { Response } from 'express';
+import type { Cluster, Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SkipMfa } from '@duo-nest/core';
 import {
@@ -106,7 +107,8 @@ export class HealthController {
           })
           .withTimeout(this.timeoutMs),
     ];
-    const redis = this.duo.redis;
+    // The app's own ioredis client (app.module.ts), which core sees as a DuoRedisConnection.
+    const redis = this.duo.redis as Redis | Cluster | undefined;
     if (redis) {
       checks.push(() =>
         this.indicator

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
+import type { Cluster, Redis } from 'ioredis';
 import { AuditService } from '@duo-nest/audit';
 import { InjectDuoOptions, type NormalizedDuoModuleOptions } from '@duo-nest/core/internal';
 
@@ -110,7 +111,8 @@ export class GracefulShutdownService
   }
 
   async onApplicationShutdown(): Promise<void> {
-    const redis = this.duo.redis;
+    // The app's own ioredis client (app.module.ts), which core sees as a DuoRedisConnection.
+    const redis = this.duo.redis as Redis | Cluster | undefined;
     if (!redis || redis.status === 'end') {
       return;
     }

@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto';
 
 import type { Cluster, Redis } from 'ioredis';
 
-import { scanKeys, type RedisConnection } from '../../packages/core/src/stores/redis-script.js';
+import { scanKeys } from '../../packages/core/src/stores/redis-script.js';
 import { startRedisCluster, type RedisClusterFixture } from './redis-cluster.js';
 import { RedisScratch } from './redis-scratch.js';
+
+/** An ioredis client as the specs hold it: its whole API, not only what core uses of it. */
+export type IoRedisConnection = Redis | Cluster;
 
 /**
  * Where a Redis store spec runs: the local single Redis (under a RedisScratch root) or a local
@@ -13,14 +16,14 @@ import { RedisScratch } from './redis-scratch.js';
 export interface StoreBackend {
   readonly name: 'Redis' | 'Redis Cluster';
   /** Two connections, as two app instances would have. */
-  readonly redis: RedisConnection;
-  readonly redis2: RedisConnection;
+  readonly redis: IoRedisConnection;
+  readonly redis2: IoRedisConnection;
   /** A fresh key prefix for one test. */
   freshPrefix(): string;
   /** Every key under `prefix` (every master of a Cluster). */
   keysUnder(prefix: string): Promise<string[]>;
   /** One more connection whose ioredis `keyPrefix` is `keyPrefix` (closed with the backend). */
-  connectWithKeyPrefix(keyPrefix: string): RedisConnection;
+  connectWithKeyPrefix(keyPrefix: string): IoRedisConnection;
 }
 
 /**

@@ -1,11 +1,11 @@
 import type { Request } from 'express';
-import type { Cluster, Redis } from 'ioredis';
 import type { DuoApplicationConfig, DuoTenantStore } from './duo-applications.js';
 import type { DuoClientOptions } from './duo-client-options.js';
 import type { DuoAuthEvent } from './duo-events.js';
 import type { DuoMfaPolicy } from './duo-mfa-policy.js';
 import type { PendingLoginStore } from './stores/pending-login-store.interface.js';
 import type { RateLimitStore } from './stores/rate-limit-store.interface.js';
+import type { DuoRedisConnection } from './stores/redis-connection.js';
 import type { SessionStore } from './stores/session-store.interface.js';
 
 /**
@@ -185,10 +185,11 @@ export interface DuoModuleOptions extends Omit<DuoClientOptions, 'clientId' | 'c
   /** Mark cookies Secure (and use the __Host- prefix). @default true unless allowInsecureHttp */
   secureCookies?: boolean;
   /**
-   * Redis for pending logins and sessions shared by every instance: one Redis, or an ioredis
-   * `Cluster` (then `redisKeyPrefix` must hold a hash tag). Absent: in memory (one instance).
+   * Redis for pending logins and sessions shared by every instance: one Redis, or a Redis
+   * Cluster (then `redisKeyPrefix` must hold a hash tag). An ioredis `Redis` or `Cluster` fits
+   * {@link DuoRedisConnection} as it is. Absent: in memory (one instance).
    */
-  redis?: Redis | Cluster;
+  redis?: DuoRedisConnection;
   /**
    * Prefix of every Redis key of the built-in stores (`<prefix>pending:`, `<prefix>sess:`).
    *

@@ -86,6 +86,7 @@ export type {
 export { MemoryRateLimitStore } from './stores/memory-rate-limit.store.js';
 export { RedisRateLimitStore } from './stores/redis-rate-limit.store.js';
 export type { RateLimitHit, RateLimitStore } from './stores/rate-limit-store.interface.js';
+export type { DuoRedisConnection, DuoRedisNode } from './stores/redis-connection.js';
 export {
   StoreRecordSealer,
   STORE_RECORD_KEY_INFO,

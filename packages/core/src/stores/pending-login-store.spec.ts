@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MEMORY_RECORDS, StoreRecordSealer, type InvalidStoreRecord } from './record-seal.js';
-import type { RedisConnection } from './redis-script.js';
 
 import { MemoryPendingLoginStore } from './memory-pending-login.store.js';
 import { PENDING_LOGIN_BOUNDS } from './pending-login-record.js';
@@ -11,7 +10,7 @@ import {
   RedisPendingLoginStore,
   type RedisPendingLoginStoreOptions,
 } from './redis-pending-login.store.js';
-import { storeBackends } from '../../../../test/support/store-backends.js';
+import { storeBackends, type IoRedisConnection } from '../../../../test/support/store-backends.js';
 import { DuoStoreError, PendingLoginStoreFullError } from './store.errors.js';
 
 const backends = storeBackends('duo-pending', { beforeAll, afterAll });
@@ -320,8 +319,8 @@ describe(MemoryPendingLoginStore.name, () => {
 describe.each(backends.map((b) => [b.name, b] as const))(
   'RedisPendingLoginStore on %s',
   (_n, b) => {
-    let redis: RedisConnection;
-    let redis2: RedisConnection;
+    let redis: IoRedisConnection;
+    let redis2: IoRedisConnection;
     const freshPrefix = () => b.freshPrefix();
     const keysUnder = (prefix: string) => b.keysUnder(prefix);
     beforeAll(() => {

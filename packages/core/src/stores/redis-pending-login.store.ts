@@ -19,12 +19,8 @@ import {
   type StoreRecordSealer,
   type StoreSealOptions,
 } from './record-seal.js';
-import {
-  assertClusterSafePrefix,
-  connectionKeyPrefix,
-  RedisScript,
-  type RedisConnection,
-} from './redis-script.js';
+import { assertClusterSafePrefix, connectionKeyPrefix, RedisScript } from './redis-script.js';
+import type { DuoRedisConnection } from './redis-connection.js';
 import { effectivePrefix, parseJson, positiveIntOption } from './store-validation.js';
 
 // KEYS[1] expiry index, KEYS[2] record; ARGV json, ttl ms, expiresAt, state.
@@ -103,7 +99,7 @@ export class RedisPendingLoginStore implements PendingLoginStore {
   readonly #recordPrefixForLua: string;
 
   constructor(
-    private readonly redis: RedisConnection,
+    private readonly redis: DuoRedisConnection,
     options: RedisPendingLoginStoreOptions,
   ) {
     this.prefix = options.prefix ?? 'duo:pending:';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
 
 import type { RateLimitHit, RateLimitStore } from './rate-limit-store.interface.js';
+import type { DuoRedisConnection } from './redis-connection.js';
 
 // KEYS[1] counter; ARGV[1] window ms. INCR and the first PEXPIRE in one step, so a crash between
 // them cannot leave a counter without a TTL; returns {count, pttl}.
@@ -21,7 +21,7 @@ const HIT_SHA = createHash('sha1').update(HIT_LUA).digest('hex');
  */
 export class RedisRateLimitStore implements RateLimitStore {
   constructor(
-    private readonly redis: Redis | Cluster,
+    private readonly redis: DuoRedisConnection,
     private readonly prefix: string,
     private readonly ownsConnection = false,
   ) {}

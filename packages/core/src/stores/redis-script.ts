@@ -1,9 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import type { Cluster, Redis } from 'ioredis';
-
-/** What the Redis stores run on: one Redis (or a Sentinel-managed one), or a Redis Cluster. */
-export type RedisConnection = Redis | Cluster;
+import type { DuoRedisConnection, DuoRedisNode } from './redis-connection.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL once when Redis answers NOSCRIPT (after a
@@ -19,7 +16,7 @@ export class RedisScript {
   }
 
   async run(
-    redis: RedisConnection,
+    redis: DuoRedisConnection,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {
@@ -34,9 +31,9 @@ export class RedisScript {
   }
 }
 
-/** The connection's own ioredis `keyPrefix` (Redis or Cluster), or undefined. */
-export function connectionKeyPrefix(redis: RedisConnection): unknown {
-  return (redis.options as { keyPrefix?: unknown }).keyPrefix;
+/** The connection's own `keyPrefix` (Redis or Cluster), or undefined; unchecked (plain JS callers). */
+export function connectionKeyPrefix(redis: DuoRedisConnection): unknown {
+  return (redis.options as { keyPrefix?: unknown } | undefined)?.keyPrefix;
 }
 
 /**
@@ -57,7 +54,7 @@ export function hashTagOf(prefix: string): string | undefined {
  * build some names themselves), which Cluster allows only within one slot.
  */
 export function assertClusterSafePrefix(
-  redis: RedisConnection,
+  redis: DuoRedisConnection,
   fullPrefix: string,
   store: string,
 ): void {
@@ -73,8 +70,15 @@ export function assertClusterSafePrefix(
  * Every key matching `match` (a SCAN glob over full key names): on a Cluster, SCANs every master
  * (SCAN only sees the node it is sent to). Returned names include any connection keyPrefix.
  */
-export async function scanKeys(redis: RedisConnection, match: string): Promise<string[]> {
-  const nodes: Redis[] = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
+export async function scanKeys(redis: DuoRedisConnection, match: string): Promise<string[]> {
+  let nodes: DuoRedisNode[] = [redis];
+  if (redis.isCluster) {
+    if (typeof redis.nodes !== 'function') {
+      // SCAN on the Cluster object would see one random node and miss keys: refuse instead.
+      throw new TypeError("a Redis Cluster connection must offer nodes('master') (ioredis does)");
+    }
+    nodes = redis.nodes('master');
+  }
   const out: string[] = [];
   for (const node of nodes) {
     let cursor = '0';

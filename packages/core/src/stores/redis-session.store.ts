@@ -10,8 +10,8 @@ import {
   connectionKeyPrefix,
   RedisScript,
   scanKeys,
-  type RedisConnection,
 } from './redis-script.js';
+import type { DuoRedisConnection } from './redis-connection.js';
 import {
   assemble,
   coreJson,
@@ -167,7 +167,7 @@ export class RedisSessionStore implements SessionStore {
   readonly #luaUserPrefix: string;
 
   constructor(
-    private readonly redis: RedisConnection,
+    private readonly redis: DuoRedisConnection,
     options: RedisSessionStoreOptions,
   ) {
     this.prefix = options.prefix ?? 'duo:sess:';

@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MEMORY_RECORDS, StoreRecordSealer, type InvalidStoreRecord } from './record-seal.js';
-import type { RedisConnection } from './redis-script.js';
 import { MemorySessionStore } from './memory-session.store.js';
 import { RedisSessionStore, type RedisSessionStoreOptions } from './redis-session.store.js';
 import { SESSION_MAX_DATA_BYTES } from './session-record.js';
@@ -11,7 +10,11 @@ import type {
   SessionStore,
   SessionTimeoutOptions,
 } from './session-store.interface.js';
-import { storeBackends, type StoreBackend } from '../../../../test/support/store-backends.js';
+import {
+  storeBackends,
+  type IoRedisConnection,
+  type StoreBackend,
+} from '../../../../test/support/store-backends.js';
 
 const backends = storeBackends('duo-sess', { beforeAll, afterAll });
 const SEALER = new StoreRecordSealer('store-spec-secret-0123456789abcdefghijklmnop');
@@ -397,8 +400,8 @@ describe(MemorySessionStore.name, () => {
 });
 
 describe.each(backends.map((b) => [b.name, b] as const))('RedisSessionStore on %s', (_n, b) => {
-  let redis: RedisConnection;
-  let redis2: RedisConnection;
+  let redis: IoRedisConnection;
+  let redis2: IoRedisConnection;
   const freshPrefix = () => b.freshPrefix();
   const keysUnder = (prefix: string) => b.keysUnder(prefix);
   beforeAll(() => {
