@@ -34,6 +34,36 @@ function specifiers(file: string): string[] {
   return found;
 }
 
+/**
+ * Specifiers that reach the declarations: static `import … from`, `export … from`, bare
+ * `import '…'`, and `import('…')` in a type (`import('x').T`, `typeof import('x')`); not a
+ * run-time `await import('…')`.
+ */
+function peerSpecifiers(text: string): string[] {
+  const patterns = [
+    /(?:\bfrom\s*|^\s*import\s+)'([^']+)'/gm,
+    /\bimport\s*\(\s*'([^']+)'\s*\)\s*\./g,
+    /\btypeof\s+import\s*\(\s*'([^']+)'/g,
+  ];
+  return patterns.flatMap((re) => [...text.matchAll(re)].map((m) => m[1]));
+}
+
+/** A package's optional peers that its users may leave out (`@types/*` and real dependencies not). */
+function optionalPeers(name: string): string[] {
+  const pkg = JSON.parse(readFileSync(resolve(ROOT, 'packages', name, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+    peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  };
+  return (
+    Object.entries(pkg.peerDependenciesMeta ?? {})
+      // A `@types/*` peer only types a run-time module the user already has (express).
+      .filter(([peer, meta]) => meta.optional && !peer.startsWith('@types/'))
+      .map(([peer]) => peer)
+      // Also a real dependency: always installed, so its types are always there.
+      .filter((peer) => !(peer in (pkg.dependencies ?? {})))
+  );
+}
+
 const isTestFile = (file: string) => file.endsWith('.spec.ts') || file.endsWith('spec-kit.ts');
 
 describe('package walls', () => {
@@ -57,6 +87,39 @@ describe('package walls', () => {
       }
     }
     expect(breaches).toEqual([]);
+  });
+
+  // A consumer who leaves out an optional peer and compiles with `skipLibCheck: false` would fail
+  // on any declaration that names it (TS2307): shipped files may load one at run time
+  // (`await import('pg')`) but import nothing of it statically, types included.
+  it.each(Object.keys(ALLOWED))(
+    'packages/%s: shipped files import no optional peer, not even its types',
+    (name) => {
+      const optional = optionalPeers(name);
+      const names = (spec: string) => optional.some((p) => spec === p || spec.startsWith(`${p}/`));
+      const breaches: string[] = [];
+      for (const file of tsFiles(resolve(ROOT, 'packages', name, 'src'))) {
+        if (isTestFile(file)) {
+          continue;
+        }
+        for (const spec of peerSpecifiers(readFileSync(file, 'utf8')).filter(names)) {
+          breaches.push(`${relative(ROOT, file)}: ${spec}`);
+        }
+      }
+      expect(breaches).toEqual([]);
+    },
+  );
+
+  it('the optional-peer rule sees type-only imports and import() in a type, not a run-time import()', () => {
+    expect(peerSpecifiers("import type { Cluster, Redis } from 'ioredis';")).toEqual(['ioredis']);
+    expect(peerSpecifiers("export type { Pool } from 'pg';")).toEqual(['pg']);
+    expect(peerSpecifiers("import 'better-sqlite3';")).toEqual(['better-sqlite3']);
+    expect(peerSpecifiers("let p: import('pg').Pool;")).toEqual(['pg']);
+    expect(peerSpecifiers("type M = typeof import('ioredis');")).toEqual(['ioredis']);
+    // Loading an optional peer at run time names none of its types in the declarations.
+    expect(peerSpecifiers("const pg = await import('pg');")).toEqual([]);
+    expect(optionalPeers('core')).toContain('ioredis');
+    expect(optionalPeers('audit')).toEqual(expect.arrayContaining(['pg', 'better-sqlite3']));
   });
 
   it('the reference app never imports the simulator (nor the testing kit, which starts it)', () => {
