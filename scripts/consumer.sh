@@ -43,6 +43,18 @@ if ! npm run --silent build:packages; then
   finish
 fi
 
+# tsc -b never deletes: an output whose source file is gone (moved or split) would still ship.
+for name in "${PACKAGES[@]}"; do
+  (cd "packages/$name" && find dist -type f \( -name '*.js' -o -name '*.d.ts' -o -name '*.map' \) |
+    while read -r out; do
+      base=${out#dist/}
+      base=${base%.map}
+      base=${base%.d.ts}
+      base=${base%.js}
+      [ -f "src/$base.ts" ] || rm -f "$out"
+    done)
+done
+
 echo "consumer: packing into $WORK/tarballs"
 mkdir -p "$WORK/tarballs"
 for name in "${PACKAGES[@]}"; do
@@ -84,6 +96,15 @@ if find "$WORK/app/node_modules/@duo-nest" -maxdepth 1 -type l | grep -q .; then
   fail 'the installed @duo-nest packages are copies, not workspace links'
 else
   pass 'the installed @duo-nest packages are copies, not workspace links'
+fi
+
+# The example installs no optional peer (ioredis, pg, better-sqlite3, TypeORM): the strict build
+# below then proves that the shipped declarations compile without them (skipLibCheck: false).
+present=$(cd "$WORK/app/node_modules" && ls -d ioredis pg better-sqlite3 typeorm 2>/dev/null | tr '\n' ' ')
+if [ -z "$present" ]; then
+  pass 'no optional peer is installed (ioredis, pg, better-sqlite3, typeorm)'
+else
+  fail "no optional peer is installed (found: $present)"
 fi
 
 echo "consumer: strict TypeScript build (tsc -p .)"
