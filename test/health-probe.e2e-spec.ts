@@ -264,7 +264,8 @@ describe('two instances sharing Redis', () => {
     const start = await browser.postForm(`${app.url}/login`, { username: 'alice' });
     expect(start.status).toBe(303);
     expect(location(start)).toContain('/oauth/v1/authorize');
-    expect(sim.control.stats().health_check - before).toBe(1);
+    // At least its own call (other apps of this file may probe the same simulator meanwhile).
+    expect(sim.control.stats().health_check - before).toBeGreaterThanOrEqual(1);
   }, 15_000);
 });
 
