@@ -240,8 +240,9 @@ describe('a proxy that refuses or hangs', () => {
     const events = await auditEvents(app, { username });
     expect(events.map((e) => e.type)).toContain('mfa_unavailable');
     const { health } = await observe(app);
-    expect((JSON.parse(health) as { info: { duo: unknown } }).info.duo).toMatchObject({
-      known: true,
+    // The failed sign-on's own call is the last answer: Duo is down, and /health says why.
+    expect((JSON.parse(health) as { details: { duo: unknown } }).details.duo).toMatchObject({
+      state: 'down',
       error: 'unavailable',
     });
   });
