@@ -10,8 +10,8 @@ import {
   simulatorEnv,
   startApp,
   type RunningApp,
-} from './utils/app-harness.js';
-import { auditEvents, uniqueUser } from './utils/duo-flow.js';
+} from './support/app-harness.js';
+import { auditEvents, uniqueUser } from './support/duo-flow.js';
 
 // Item 1 of [reach]: a single-page front end starts the sign-on with fetch (JSON), sends the
 // browser to Duo itself, lands on its own route after the callback (success, or ?error=<code>)

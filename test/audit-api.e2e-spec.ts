@@ -11,7 +11,13 @@ import {
 } from '@duo-nest/audit';
 import type { DuoAuthContext } from '@duo-nest/core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
 import { ENGINES, createTestDatabase, type TestDatabase } from './support/audit-db.js';
 
 // The audit read API over real HTTP, with real sign-ons through the simulator, on SQLite and on

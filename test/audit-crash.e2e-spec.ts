@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, freePort, location, simulatorEnv } from './utils/app-harness.js';
+import { Browser, freePort, location, simulatorEnv } from './support/app-harness.js';
 import {
   adminQuery,
   auditRepository,

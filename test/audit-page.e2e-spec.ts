@@ -3,8 +3,8 @@ import type { Browser, Page } from 'playwright-core';
 import { AuditRepository, type AuditEventType } from '@duo-nest/audit';
 import type { DuoAuthContext } from '@duo-nest/core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
-import { launchChromium, screenshotter } from './utils/browser.js';
+import { startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import { launchChromium, screenshotter } from './support/browser.js';
 
 // The audit page in a real browser (Debian's Chromium): alice signs on through the simulator's
 // prompt page, then filters, pages, opens a detail view and sees the outcome chart.

@@ -3,14 +3,20 @@ import { AuditRepository, AuditService } from '@duo-nest/audit';
 import { DuoSessionService } from '@duo-nest/core/internal';
 import type { AuditRecord } from '../packages/audit/src/audit-record.js';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
   NO_RATE_LIMITS,
   signOnToCallback,
   uniqueUser,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Issue 11 item 8: a verified Duo success whose audit write fails must give neither the 303 nor a
 // session. Deterministic: the write of `mfa_succeeded` is made to fail (not slowed), so an

@@ -4,14 +4,14 @@ import { type PendingLoginStore } from '@duo-nest/core';
 import { DUO_PENDING_LOGIN_STORE } from '@duo-nest/core/internal';
 import { DuoStoreError } from '../packages/core/src/stores/store.errors.js';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
   postLikeBrowser,
   sessionCookies,
   signOn,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Issue 11 item 5: every refusal is a 4xx (503 only for real outages) with one audit event; forged
 // session cookies are recorded as session_invalid, folded per source and window; a rejected

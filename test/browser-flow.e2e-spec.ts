@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { DuoFlowService } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
-import { launchChromium, screenshotter } from './utils/browser.js';
+import { startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import { launchChromium, screenshotter } from './support/browser.js';
 
 // The seed's flow in a real browser (Debian's Chromium): sign-on form, the simulator's Universal
 // Prompt look-alike, and "Sign on complete". Screenshots: test-output/screenshots/browser-flow/.

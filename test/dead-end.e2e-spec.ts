@@ -6,7 +6,13 @@ import {
   DuoFlowService,
 } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -15,7 +21,7 @@ import {
   signOn,
   signOnToCallback,
   uniqueUser,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // The seed's dead end (issue part 6) and session timeouts: Duo's prompt has no Cancel, so pending
 // logins expire and are recorded; late callbacks and expired sessions always lead back to sign-on.

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuoClient, DuoError } from '@duo-nest/core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
-import { makeSelfSignedCertificate } from './utils/tls.js';
+import { makeSelfSignedCertificate } from './support/tls.js';
 
 const REDIRECT_URI = 'https://app.example.test/auth/duo/callback';
 const USER = 'alice';

@@ -7,8 +7,8 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { validateEnv } from '../src/config/env.validation.js';
 import { DuoClient, DuoConfigError, DuoError } from '@duo-nest/core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, freePort, location, startApp, type RunningApp } from './utils/app-harness.js';
-import { startConnectProxy, type ConnectProxy } from './utils/connect-proxy.js';
+import { Browser, freePort, location, startApp, type RunningApp } from './support/app-harness.js';
+import { startConnectProxy, type ConnectProxy } from './support/connect-proxy.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -16,8 +16,8 @@ import {
   postLikeBrowser,
   sessionCookies,
   uniqueUser,
-} from './utils/duo-flow.js';
-import { makeTestCa } from './utils/test-ca.js';
+} from './support/duo-flow.js';
+import { makeTestCa } from './support/test-ca.js';
 
 // Issue 15 item 2: Duo calls through a corporate CONNECT proxy, with a TLS-inspection CA, and the
 // proxy's password (a canary) never surfacing anywhere.

@@ -1,6 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { HEALTH_FAULTS, startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -9,7 +15,7 @@ import {
   sessionCookies,
   signOnToCallback,
   uniqueUser,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Fail mode (issue part 5): what the health check before the redirect decides, in both modes, and
 // that nothing after the redirect ever fails open.

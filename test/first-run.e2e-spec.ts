@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, freePort, location, startApp, simulatorEnv } from './utils/app-harness.js';
+import { Browser, freePort, location, startApp, simulatorEnv } from './support/app-harness.js';
 
 // The first run as a new user meets it (issue 17, item 2): the favicon, and the demo run twice in
 // a fresh folder whose audit trail then verifies with the verify command and no env at all.

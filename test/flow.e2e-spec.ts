@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '@duo-nest/audit';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
 
 // The seed's sign-on flow over real HTTP: the app and the simulator, each on its own port.
 let sim: RunningSimulator;

@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import { Browser, startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
 
 // Issue 6 part 6: at least 10,000 generated sign-on and callback requests (random, malformed and
 // oversized parameters, duplicated and nested keys, odd encodings, bad methods and content types)

@@ -2,12 +2,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { AuditRepository } from '@duo-nest/audit';
 import { DuoCircuitBreaker } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
+import { JSON_ACCEPT } from './support/duo-flow.js';
 
 // The defences of issue 6 part 2-4 that the case families lean on: CSRF, security headers,
 // correlation ids, the strict login parser, the circuit breaker, bounded outbound concurrency and
 // a /health that stays fast while Duo hangs.
-const JSON_ACCEPT = { accept: 'application/json' };
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 let sim: RunningSimulator;

@@ -5,7 +5,13 @@ import { Redis } from 'ioredis';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { StoreRecordSealer } from '@duo-nest/core';
 import { DuoHealthService } from '@duo-nest/core/internal';
-import { Browser, location, startApp, simulatorEnv, type RunningApp } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  simulatorEnv,
+  type RunningApp,
+} from './support/app-harness.js';
 
 // Health that does not guess (issue 17, item 1): DuoHealthService's background probe, what /health
 // and /health/ready say about Duo (up, down or unknown, with the answer's age), and one probe per

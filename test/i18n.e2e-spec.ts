@@ -2,9 +2,15 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser as Chromium } from 'playwright-core';
 import { negotiateLocale, PAGE_CSP, pageCsp } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
-import { postLikeBrowser, signOn, uniqueUser } from './utils/duo-flow.js';
-import { launchChromium, screenshotter } from './utils/browser.js';
+import {
+  Browser,
+  location,
+  simulatorEnv,
+  startApp,
+  type RunningApp,
+} from './support/app-harness.js';
+import { postLikeBrowser, signOn, uniqueUser } from './support/duo-flow.js';
+import { launchChromium, screenshotter } from './support/browser.js';
 
 // Item 3 of [reach]: the app's pages (sign-on form, button page, message/error page, result page)
 // in English, German and (partial, right-to-left) Arabic, chosen by Accept-Language or fixed by

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser } from 'playwright-core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, simulatorEnv, type RunningApp } from './utils/app-harness.js';
-import { launchChromium, screenshotter } from './utils/browser.js';
+import { startApp, simulatorEnv, type RunningApp } from './support/app-harness.js';
+import { launchChromium, screenshotter } from './support/browser.js';
 
 // The policy refusal page in Debian's Chromium: a bypass user at /admin reads why, and its link
 // leads to the sign-on form that returns to /admin. Screenshots: test-output/screenshots/mfa-policy/.

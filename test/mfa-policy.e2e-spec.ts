@@ -1,8 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import type { DuoAuthEvent } from '@duo-nest/core';
-import { Browser, location, startApp, simulatorEnv, type RunningApp } from './utils/app-harness.js';
-import { auditEvents, JSON_ACCEPT, signOn, uniqueUser } from './utils/duo-flow.js';
+import {
+  Browser,
+  location,
+  startApp,
+  simulatorEnv,
+  type RunningApp,
+} from './support/app-harness.js';
+import { auditEvents, JSON_ACCEPT, signOn, uniqueUser } from './support/duo-flow.js';
 import { bootTestApp, postForm, simulatorOptions, throughDuo, type TestApp } from './apps/boot.js';
 import { MfaPolicyAppModule } from './apps/mfa-policy/app.module.js';
 

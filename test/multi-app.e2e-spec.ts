@@ -6,8 +6,8 @@ import {
   type RunningSimulator,
 } from '@duo-nest/simulator';
 import { MemoryDuoTenantStore } from '@duo-nest/core';
-import { Browser, location } from './utils/app-harness.js';
-import { JSON_ACCEPT } from './utils/duo-flow.js';
+import { Browser, location } from './support/app-harness.js';
+import { JSON_ACCEPT } from './support/duo-flow.js';
 import { bootTestApp, postForm, simulatorOptions, throughDuo, type TestApp } from './apps/boot.js';
 import { MultiAppModule } from './apps/multi-app/app.module.js';
 

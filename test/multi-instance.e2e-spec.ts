@@ -8,14 +8,14 @@ import { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { createPgDatabase, openDataSource, type TestDatabase } from './support/audit-db.js';
-import { Browser, freePort, location, simulatorEnv } from './utils/app-harness.js';
+import { Browser, freePort, location, simulatorEnv } from './support/app-harness.js';
 import {
   JSON_ACCEPT,
   NO_RATE_LIMITS,
   postLikeBrowser,
   signOnToCallback,
-} from './utils/duo-flow.js';
-import { BACKEND_HEADER, startLoadBalancer, type LoadBalancer } from './utils/lb-proxy.js';
+} from './support/duo-flow.js';
+import { BACKEND_HEADER, startLoadBalancer, type LoadBalancer } from './support/lb-proxy.js';
 
 // Many instances (issue part 9): two app PROCESSES (dist/src/main.js) behind one origin (a test load
 // balancer that lets the test pick the backend of each request), sharing Redis and one PostgreSQL

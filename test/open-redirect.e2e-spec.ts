@@ -8,8 +8,8 @@ import {
   startApp,
   type RunningApp,
   simulatorEnv,
-} from './utils/app-harness.js';
-import { NO_RATE_LIMITS, uniqueUser } from './utils/duo-flow.js';
+} from './support/app-harness.js';
+import { NO_RATE_LIMITS, uniqueUser } from './support/duo-flow.js';
 
 // Issue 11 item 1: whatever return path a sign-on names, the Location the app finally sends
 // resolves (as a browser resolves it, against the app's URL) to the app's own origin. Property

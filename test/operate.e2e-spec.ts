@@ -9,7 +9,7 @@ import {
   startApp,
   type RunningApp,
   simulatorEnv,
-} from './utils/app-harness.js';
+} from './support/app-harness.js';
 
 // Health, readiness and metrics of the real app against the simulator, SQLite, PostgreSQL and Redis.
 const METRICS_TOKEN = 'metrics-token-0123456789abcdefghijklmnop';

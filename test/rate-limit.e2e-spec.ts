@@ -3,12 +3,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Redis } from 'ioredis';
 import { AuditRepository } from '@duo-nest/audit';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
+import { JSON_ACCEPT } from './support/duo-flow.js';
 
 // Case family RL (security-cases.md §2.10): rate limits on sign-on start (per IP, per username)
 // and on the callback (per IP), in memory and shared across instances through real Redis.
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const JSON_ACCEPT = { accept: 'application/json' };
 
 let sim: RunningSimulator;
 const apps: RunningApp[] = [];

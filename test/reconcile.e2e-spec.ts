@@ -19,8 +19,14 @@ import {
 import { DuoSessionControl } from '@duo-nest/core';
 import { startSimulator, type AuthLogInput, type RunningSimulator } from '@duo-nest/simulator';
 import { ReconcileRunner } from '../src/reconcile/reconcile.runner.js';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
-import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn, uniqueUser } from './utils/duo-flow.js';
+import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
+import {
+  auditEvents,
+  JSON_ACCEPT,
+  NO_RATE_LIMITS,
+  signOn,
+  uniqueUser,
+} from './support/duo-flow.js';
 import { createTestDatabase, ENGINES, type TestDatabase } from './support/audit-db.js';
 
 // Issue 16 items 3-4: the reconcile job reads the simulator's authentication log over HTTP (signed,

@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options.js';
 import { DuoFlowService } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, location, startApp, type RunningApp } from './support/app-harness.js';
 
 // Case family RED (security-cases.md §2.11): the sign-on flows run with recognisable canary
 // secrets; every log line, every response (headers and bodies), the audit tables and /metrics are

@@ -1,13 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '@duo-nest/audit';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
+import { JSON_ACCEPT } from './support/duo-flow.js';
 
 // Case family RDR (security-cases.md §2.3): redirect handling and callback parameters, over HTTP
 // against the real app and the simulator. The default page after sign-on is /result.
 let sim: RunningSimulator;
 let app: RunningApp;
-const JSON_ACCEPT = { accept: 'application/json' };
 
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, auto: 'allow' });

@@ -6,7 +6,7 @@ import {
   type NormalizedDuoModuleOptions,
 } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import { Browser, startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -14,7 +14,7 @@ import {
   postLikeBrowser,
   sessionCookies,
   uniqueUser,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Redis unreachable (nothing listens on port 1): the sign-on flow and MfaGuard answer 503
 // 'unavailable', never a 500, and never let anyone in.

@@ -10,8 +10,14 @@ import {
 } from '@duo-nest/core/internal';
 import { DUO_PUBLIC } from '../packages/core/src/duo.decorators.js';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
-import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn } from './utils/duo-flow.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
+import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn } from './support/duo-flow.js';
 
 // Guards (issue part 4): every route of the running app is either @Public() or behind the global
 // MfaGuard; step-up freshness and Duo groups on the reference app's demo routes.

@@ -1,9 +1,15 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { Browser as Chromium, Page } from 'playwright-core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
-import { launchChromium, screenshotter } from './utils/browser.js';
-import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn, uniqueUser } from './utils/duo-flow.js';
+import { Browser, startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import { launchChromium, screenshotter } from './support/browser.js';
+import {
+  auditEvents,
+  JSON_ACCEPT,
+  NO_RATE_LIMITS,
+  signOn,
+  uniqueUser,
+} from './support/duo-flow.js';
 
 // The audit page's session buttons (issue 14 item 3) in Debian's Chromium: an admin finds a
 // user's sessions from the audit page, revokes one, then marks the user compromised.

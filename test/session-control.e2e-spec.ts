@@ -3,7 +3,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Redis } from 'ioredis';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { DUO_OPTIONS, type NormalizedDuoModuleOptions } from '@duo-nest/core/internal';
-import { Browser, location, startApp, type RunningApp, simulatorEnv } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  startApp,
+  type RunningApp,
+  simulatorEnv,
+} from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -11,7 +17,7 @@ import {
   postLikeBrowser,
   signOn,
   uniqueUser,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Control over live sessions (issue 14 item 3): the audit admins list a user's sessions and end
 // one or all of them, or mark the user compromised, through HTTP; each action is audited; with

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, freePort, location } from './utils/app-harness.js';
+import { Browser, freePort, location } from './support/app-harness.js';
 
 // Graceful shutdown of the built app (dist/src/main.js, built by `npm test` before Jest runs): a
 // callback whose token call is slow is in flight when SIGTERM arrives.

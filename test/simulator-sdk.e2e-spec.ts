@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { Client } from '@duosecurity/duo_universal';
 import { Agent, request } from 'node:https';
 import { startSimulator } from '@duo-nest/simulator';
-import { makeSelfSignedCertificate } from './utils/tls.js';
+import { makeSelfSignedCertificate } from './support/tls.js';
 import type { HealthFault, RunningSimulator, TokenFault } from '../packages/simulator/src/types.js';
 
 // Duo's official Node SDK (3.0.0) against the simulator over HTTPS. The SDK pins Duo's CAs: its

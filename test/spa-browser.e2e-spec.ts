@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, simulatorEnv, type RunningApp } from './utils/app-harness.js';
-import { launchChromium, screenshotter } from './utils/browser.js';
+import { startApp, simulatorEnv, type RunningApp } from './support/app-harness.js';
+import { launchChromium, screenshotter } from './support/browser.js';
 
 // Item 1 of [reach] in Chromium: the README's front end (test/fixtures/spa: index.html + app.js)
 // served on the app's origin by a front door that serves /app/ itself and passes everything else

@@ -7,7 +7,13 @@ import {
   type NormalizedDuoModuleOptions,
 } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
+import {
+  Browser,
+  location,
+  simulatorEnv,
+  startApp,
+  type RunningApp,
+} from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -15,7 +21,7 @@ import {
   signOn,
   signOnToCallback,
   uniqueUser,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Issue 11 item 2 through HTTP against the real Redis: an attacker who can write Redis edits a
 // session (username, groups), a pending login (expiresAt, returnTo), or copies a record under

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
-import { auditEvents, JSON_ACCEPT, sessionCookies } from './utils/duo-flow.js';
+import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
+import { auditEvents, JSON_ACCEPT, sessionCookies } from './support/duo-flow.js';
 
 // Issue 11 item 3: one strict decoder for every parameter of every route (query, urlencoded body,
 // cookies). A refusal is a 400 (413/415 for size and charset) with one input_validation_failed

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './utils/app-harness.js';
+import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
 import {
   auditEvents,
   JSON_ACCEPT,
   postLikeBrowser,
   sessionCookies,
   signOn,
-} from './utils/duo-flow.js';
+} from './support/duo-flow.js';
 
 // Issue 11 item 4: the username policy (docs/security.md, "Username policy"), through HTTP. A
 // refused name is a 400 with one input_validation_failed event that names why, never a Duo call,

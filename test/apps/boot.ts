@@ -3,7 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import type { DuoAuthEvent, DuoModuleOptions } from '@duo-nest/core';
 import type { RunningSimulator } from '@duo-nest/simulator';
-import { Browser, freePort } from '../utils/app-harness.js';
+import { Browser, freePort } from '../support/app-harness.js';
 
 /** One of the minimal test apps, listening on 127.0.0.1. */
 export interface TestApp {

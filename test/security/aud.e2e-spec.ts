@@ -32,18 +32,15 @@ import {
   openDataSource,
   type TestDatabase,
 } from '../support/audit-db.js';
+import { Browser } from '../support/app-harness.js';
 import {
-  auditOf,
-  Browser,
-  JSON_H,
-  postLogin,
-  requestClaims,
-  sessionId,
-  startStack,
-  toCallback,
-  user,
-  type Stack,
-} from './support.js';
+  auditEvents,
+  JSON_ACCEPT,
+  postLikeBrowser,
+  signOnToCallback,
+  uniqueUser,
+} from '../support/duo-flow.js';
+import { requestClaims, sessionId, type Stack, startStack } from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -60,13 +57,19 @@ describe('AUD: the audit trail of the running app (PostgreSQL)', () => {
   });
 
   const types = async (username: string) =>
-    (await auditOf(stack.app, { username })).map((e) => e.type).sort();
+    (await auditEvents(stack.app, { username }, { limit: 500 })).map((e) => e.type).sort();
 
   it('AUD-01 should record exactly the documented events for each flow', async () => {
-    const ok = user('aud01-ok');
+    const ok = uniqueUser('aud01-ok');
     const b1 = new Browser();
-    const c1 = await toCallback(b1, stack.app.url, ok, { returnTo: 'https://evil.example/' });
-    await b1.fetch(c1.callback);
+    const c1 = await signOnToCallback(
+      b1,
+      stack.app.url,
+      ok,
+      {},
+      { form: { returnTo: 'https://evil.example/' } },
+    );
+    await b1.fetch(c1);
     const page = await (await b1.fetch(`${stack.app.url}/result`)).text();
     const csrf = /name="_csrf" value="([^"]*)"/.exec(page)?.[1];
     await b1.postForm(`${stack.app.url}/logout`, csrf ? { _csrf: csrf } : {});
@@ -74,25 +77,31 @@ describe('AUD: the audit trail of the running app (PostgreSQL)', () => {
       ['input_validation_failed', 'mfa_started', 'mfa_succeeded', 'session_logout'].sort(),
     );
 
-    const denied = user('aud01-denied');
+    const denied = uniqueUser('aud01-denied');
     const b2 = new Browser();
-    const c2 = await toCallback(b2, stack.app.url, denied);
-    const state = new URL(c2.callback).searchParams.get('state');
+    const c2 = await signOnToCallback(b2, stack.app.url, denied);
+    const state = new URL(c2).searchParams.get('state');
     await b2.fetch(`${stack.app.url}/auth/duo/callback?error=access_denied&state=${state}`);
     expect(await types(denied)).toEqual(['mfa_denied', 'mfa_started']);
 
-    const failed = user('aud01-failed');
+    const failed = uniqueUser('aud01-failed');
     const b3 = new Browser();
-    const c3 = await toCallback(b3, stack.app.url, failed);
+    const c3 = await signOnToCallback(b3, stack.app.url, failed);
     stack.sim.control.setFaults({ token: 'wrong_nonce', once: true });
-    await b3.fetch(c3.callback);
+    await b3.fetch(c3);
     expect(await types(failed)).toEqual(['mfa_failed', 'mfa_started']);
 
-    const unavailable = user('aud01-down');
+    const unavailable = uniqueUser('aud01-down');
     stack.sim.control.setFaults({ health: 'down' });
     try {
       await new Promise((r) => setTimeout(r, 50));
-      const res = await postLogin(new Browser(), stack.app.url, { username: unavailable }, JSON_H);
+      const res = await postLikeBrowser(
+        new Browser(),
+        stack.app.url,
+        '/login',
+        { username: unavailable },
+        JSON_ACCEPT,
+      );
       if (res.status === 503) {
         expect(await types(unavailable)).toEqual(['mfa_unavailable']);
       } else {
@@ -105,12 +114,12 @@ describe('AUD: the audit trail of the running app (PostgreSQL)', () => {
   });
 
   it('AUD-02 should hold when, where, who and what in every row (UTC, ids, sequence, encoded UA)', async () => {
-    const username = user('aud02');
+    const username = uniqueUser('aud02');
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, username);
+    const callback = await signOnToCallback(browser, stack.app.url, username);
     const ua = `evil\r\nX-Injected: 1 ${'u'.repeat(2000)}`;
     await browser.fetch(callback, { headers: { 'user-agent': ua.replace(/[\r\n]/g, ' ') } });
-    const rows = await auditOf(stack.app, { username });
+    const rows = await auditEvents(stack.app, { username }, { limit: 500 });
     const success = rows.find((r) => r.type === 'mfa_succeeded');
     expect(success).toMatchObject({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
@@ -129,14 +138,20 @@ describe('AUD: the audit trail of the running app (PostgreSQL)', () => {
   });
 
   it('AUD-03 should keep every canary (secret, code, state, nonce, tokens, assertion, session id) out of every column', async () => {
-    const username = user('aud03');
+    const username = uniqueUser('aud03');
     const browser = new Browser();
     const seen: string[] = [];
     stack.proxy.onToken = (a) => {
       seen.push(String(a.json?.id_token), String(a.json?.access_token));
       return undefined;
     };
-    const { callback, authorize } = await toCallback(browser, stack.app.url, username);
+    const { callback, authorize } = await signOnToCallback(
+      browser,
+      stack.app.url,
+      username,
+      {},
+      { authorize: true },
+    );
     await browser.fetch(callback);
     stack.proxy.onToken = undefined;
     const cb = new URL(callback).searchParams;
@@ -177,7 +192,13 @@ describe('AUD: the audit trail of the running app (PostgreSQL)', () => {
         return; // refusing to start without a writable spool is the loudest outcome of all
       }
       await dead.drop();
-      const res = await postLogin(new Browser(), app.app.url, { username: user('aud08') }, JSON_H);
+      const res = await postLikeBrowser(
+        new Browser(),
+        app.app.url,
+        '/login',
+        { username: uniqueUser('aud08') },
+        JSON_ACCEPT,
+      );
       expect(res.status).toBe(503);
     } finally {
       await app?.close();

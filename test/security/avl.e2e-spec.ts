@@ -14,18 +14,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { validateEnv } from '../../src/config/env.validation.js';
+import { Browser } from '../support/app-harness.js';
 import {
-  auditOf,
-  Browser,
-  JSON_H,
-  me,
-  postLogin,
-  sessionId,
-  startStack,
-  toCallback,
-  user,
-  type Stack,
-} from './support.js';
+  auditEvents,
+  JSON_ACCEPT,
+  postLikeBrowser,
+  signOnToCallback,
+  uniqueUser,
+} from '../support/duo-flow.js';
+import { me, sessionId, type Stack, startStack } from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -52,13 +49,13 @@ describe('AVL: MFA provider availability', () => {
 
     it('AVL-07 should fail closed when a cached "up" meets a Duo that went down after the redirect', async () => {
       const first = new Browser();
-      const ok = await toCallback(first, stack.app.url, user('avl07'));
-      expect((await first.fetch(ok.callback)).status).toBe(303);
+      const ok = await signOnToCallback(first, stack.app.url, uniqueUser('avl07'));
+      expect((await first.fetch(ok)).status).toBe(303);
       stack.sim.control.setFaults({ health: 'down', token: '500' });
       try {
         const browser = new Browser();
-        const { callback } = await toCallback(browser, stack.app.url, user('avl07'));
-        const res = await browser.fetch(callback, { headers: JSON_H });
+        const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('avl07'));
+        const res = await browser.fetch(callback, { headers: JSON_ACCEPT });
         expect(res.status).toBe(503);
         expect(sessionId(browser)).toBeUndefined();
       } finally {
@@ -78,29 +75,35 @@ describe('AVL: MFA provider availability', () => {
 
     it('AVL-07 should let a cached "down" expire so the first sign-on after recovery reaches Duo', async () => {
       stack.sim.control.setFaults({ health: 'down' });
-      const during = await postLogin(new Browser(), stack.app.url, { username: user('avl07') });
+      const during = await postLikeBrowser(new Browser(), stack.app.url, '/login', {
+        username: uniqueUser('avl07'),
+      });
       expect(during.status).toBe(303);
       expect(during.headers.get('location')).not.toContain('/oauth/v1/authorize');
       stack.sim.control.setFaults({ health: null });
       await new Promise((r) => setTimeout(r, 400));
-      const after = await postLogin(new Browser(), stack.app.url, { username: user('avl07') });
+      const after = await postLikeBrowser(new Browser(), stack.app.url, '/login', {
+        username: uniqueUser('avl07'),
+      });
       expect(after.headers.get('location')).toContain('/oauth/v1/authorize');
     });
 
     it('AVL-08 should report the degraded sessions and force a real MFA on them once Duo is back', async () => {
-      const username = user('avl08');
+      const username = uniqueUser('avl08');
       stack.sim.control.setFaults({ health: 'down' });
       await new Promise((r) => setTimeout(r, 400)); // let the cached "up" expire
       const browser = new Browser();
-      const degraded = await postLogin(browser, stack.app.url, { username });
+      const degraded = await postLikeBrowser(browser, stack.app.url, '/login', { username });
       expect(degraded.status).toBe(303);
       expect(degraded.headers.get('location')).not.toContain('/oauth/v1/authorize');
       expect((await me(browser, stack.app.url)).status).toBe(403); // mfa_not_performed
       stack.sim.control.setFaults({ health: null });
       await new Promise((r) => setTimeout(r, 400));
       // The degraded sessions are countable from the audit trail (mfa_failopen rows).
-      expect(await auditOf(stack.app, { username, type: 'mfa_failopen' })).toHaveLength(1);
-      const { callback } = await toCallback(browser, stack.app.url, username);
+      expect(
+        await auditEvents(stack.app, { username, type: 'mfa_failopen' }, { limit: 500 }),
+      ).toHaveLength(1);
+      const callback = await signOnToCallback(browser, stack.app.url, username);
       expect((await browser.fetch(callback)).status).toBe(303);
       expect((await me(browser, stack.app.url)).body).toMatchObject({ username, mfa: true });
     });

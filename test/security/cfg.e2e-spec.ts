@@ -15,18 +15,15 @@ import { Logger } from '@nestjs/common';
 import { validateEnv } from '../../src/config/env.validation.js';
 import { DuoClient } from '@duo-nest/core';
 import { startSimulator } from '@duo-nest/simulator';
-import { startApp } from '../utils/app-harness.js';
+import { startApp, Browser } from '../support/app-harness.js';
+import { JSON_ACCEPT, signOnToCallback, uniqueUser } from '../support/duo-flow.js';
 import {
-  Browser,
-  JSON_H,
   rawJws,
   sessionId,
-  startStack,
-  toCallback,
-  user,
-  withIdToken,
   type Stack,
-} from './support.js';
+  startStack,
+  withIdToken,
+} from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -199,8 +196,8 @@ describe('CFG: configuration validation', () => {
       const browser = new Browser();
       const res = await browser.postForm(
         `${app.url}/login`,
-        { username: user('cfg09') },
-        { headers: JSON_H },
+        { username: uniqueUser('cfg09') },
+        { headers: JSON_ACCEPT },
       );
       // The start's health check fails closed: 503 for the user, invalid_client in the log and /health.
       expect(res.status).toBe(503);
@@ -244,12 +241,12 @@ describe('CFG: configuration validation', () => {
 
     it('CFG-11 should fail an in-flight sign-on cleanly when Duo signs with the rotated secret', async () => {
       const browser = new Browser();
-      const { callback } = await toCallback(browser, stack.app.url, user('cfg11'));
+      const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('cfg11'));
       const rotated = 'R'.repeat(40);
       stack.proxy.onToken = (a) =>
         withIdToken(a, rawJws({ alg: 'HS512', typ: 'JWT' }, a.claims ?? {}, rotated));
       try {
-        const res = await browser.fetch(callback, { headers: JSON_H });
+        const res = await browser.fetch(callback, { headers: JSON_ACCEPT });
         expect(res.status).toBe(401);
         expect(await res.json()).toMatchObject({ error: 'id_token_signature' });
         expect(sessionId(browser)).toBeUndefined();
@@ -271,7 +268,7 @@ describe('CFG: configuration validation', () => {
       });
       try {
         const browser = new Browser();
-        const { callback } = await toCallback(browser, app.url, user('cfg11'));
+        const callback = await signOnToCallback(browser, app.url, uniqueUser('cfg11'));
         expect((await browser.fetch(callback)).status).toBe(303);
       } finally {
         await app.close();

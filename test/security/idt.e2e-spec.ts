@@ -14,23 +14,20 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
+import { Browser } from '../support/app-harness.js';
+import { auditEvents, JSON_ACCEPT, signOnToCallback, uniqueUser } from '../support/duo-flow.js';
 import {
-  auditOf,
   b64u,
-  Browser,
-  JSON_H,
   me,
   nowSec,
   rawJws,
   sessionId,
-  startStack,
-  toCallback,
-  user,
-  withIdToken,
   type Stack,
+  startStack,
   type TokenAnswer,
   type TokenReply,
-} from './support.js';
+  withIdToken,
+} from '../support/security-stack.js';
 import type { TokenFault } from '@duo-nest/simulator';
 
 jest.setTimeout(30_000);
@@ -86,7 +83,7 @@ interface Outcome {
 /** One sign-on whose token answer is crafted (or faulted in the simulator). */
 async function run(
   how: { craft?: Craft; fault?: TokenFault },
-  username = user('idt'),
+  username = uniqueUser('idt'),
 ): Promise<Outcome> {
   const browser = new Browser();
   stack.proxy.onToken = how.craft;
@@ -94,9 +91,9 @@ async function run(
     stack.sim.control.setFaults({ token: how.fault, once: true });
   }
   try {
-    const { callback } = await toCallback(browser, stack.app.url, username);
+    const callback = await signOnToCallback(browser, stack.app.url, username);
     const before = stack.sim.control.stats().token;
-    const res = await browser.fetch(callback, { headers: JSON_H });
+    const res = await browser.fetch(callback, { headers: JSON_ACCEPT });
     const body = (await res.json().catch(() => ({}))) as { error?: string };
     return {
       status: res.status,
@@ -116,7 +113,7 @@ async function expectRejected(o: Outcome, code: string, status = 401): Promise<v
   expect({ status: o.status, error: o.error }).toEqual({ status, error: code });
   expect(sessionId(o.browser)).toBeUndefined();
   expect((await me(o.browser, stack.app.url)).status).toBe(401);
-  const rows = await auditOf(stack.app, { username: o.username });
+  const rows = await auditEvents(stack.app, { username: o.username }, { limit: 500 });
   expect(rows.some((r) => r.type === 'mfa_succeeded')).toBe(false);
   expect(rows.find((r) => r.type === 'mfa_failed')?.reason).toBe(code);
   expect(o.tokenCalls).toBe(1);
@@ -128,7 +125,11 @@ async function expectAccepted(o: Outcome): Promise<void> {
   const who = await me(o.browser, stack.app.url);
   expect(who.status).toBe(200);
   expect(who.body).toMatchObject({ username: o.username, mfa: true });
-  const rows = await auditOf(stack.app, { username: o.username, type: 'mfa_succeeded' });
+  const rows = await auditEvents(
+    stack.app,
+    { username: o.username, type: 'mfa_succeeded' },
+    { limit: 500 },
+  );
   expect(rows).toHaveLength(1);
 }
 
@@ -430,7 +431,7 @@ describe('IDT: id_token validation through the app', () => {
   ])(
     'IDT-36 should reject a preferred_username %s (byte-exact, no normalization)',
     async (_w, mangle, fault) => {
-      const name = `a\u00e9-${user('idt')}`; // starts with "a", holds an NFC "é"
+      const name = `a\u00e9-${uniqueUser('idt')}`; // starts with "a", holds an NFC "é"
       const o = await run(
         fault ?? {
           craft: claims((c) => ({
@@ -534,9 +535,9 @@ describe('IDT: id_token validation through the app', () => {
 
   it('IDT-45 should keep an existing session, store no access token and make no further Duo call after a rejected token', async () => {
     const browser = new Browser();
-    const username = user('idt45');
-    const first = await toCallback(browser, stack.app.url, username);
-    expect((await browser.fetch(first.callback)).status).toBe(303);
+    const username = uniqueUser('idt45');
+    const first = await signOnToCallback(browser, stack.app.url, username);
+    expect((await browser.fetch(first)).status).toBe(303);
     const before = sessionId(browser);
     const accessTokens: string[] = [];
     stack.proxy.onToken = (a) => {
@@ -544,8 +545,8 @@ describe('IDT: id_token validation through the app', () => {
       return withIdToken(a, rawJws(HEADER, { ...a.claims, nonce: 'x'.repeat(43) }, secret));
     };
     const calls = stack.sim.control.stats();
-    const second = await toCallback(browser, stack.app.url, username);
-    const res = await browser.fetch(second.callback, { headers: JSON_H });
+    const second = await signOnToCallback(browser, stack.app.url, username);
+    const res = await browser.fetch(second, { headers: JSON_ACCEPT });
     stack.proxy.onToken = undefined;
     expect(res.status).toBe(401);
     // The failed attempt changed nothing: the earlier session still works, no new cookie.
@@ -556,9 +557,11 @@ describe('IDT: id_token validation through the app', () => {
     expect(
       after.health_check + after.authorize - calls.health_check - calls.authorize,
     ).toBeLessThanOrEqual(2);
-    const rows = JSON.stringify(await auditOf(stack.app, { username }));
+    const rows = JSON.stringify(await auditEvents(stack.app, { username }, { limit: 500 }));
     expect(rows).not.toContain(accessTokens[0]);
-    expect((await auditOf(stack.app, { username, type: 'mfa_succeeded' })).length).toBe(1);
+    expect(
+      (await auditEvents(stack.app, { username, type: 'mfa_succeeded' }, { limit: 500 })).length,
+    ).toBe(1);
   });
 
   it.each([

@@ -14,21 +14,17 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { RunningApp } from '../utils/app-harness.js';
+import { type RunningApp, Browser } from '../support/app-harness.js';
+import { auditEvents, JSON_ACCEPT, postLikeBrowser, uniqueUser } from '../support/duo-flow.js';
 import {
-  auditOf,
-  Browser,
-  JSON_H,
   me,
   onInstance,
-  postLogin,
   REDIS_URL,
   sessionId,
+  type Stack,
   startInstance,
   startStack,
-  user,
-  type Stack,
-} from './support.js';
+} from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -66,9 +62,9 @@ afterAll(async () => {
 });
 
 /** Start on `a` (its own URL), Duo, and the callback URL Duo sent (on the public origin). */
-async function startOn(a: RunningApp, username = user('mul')) {
+async function startOn(a: RunningApp, username = uniqueUser('mul')) {
   const browser = new Browser();
-  const start = await postLogin(browser, a.url, { username });
+  const start = await postLikeBrowser(browser, a.url, '/login', { username });
   expect(start.status).toBe(303);
   const duo = await browser.fetch(start.headers.get('location') ?? '');
   expect(duo.status).toBe(302);
@@ -86,7 +82,7 @@ async function pendingKey(state: string): Promise<string> {
 describe('MUL: multi-instance behaviour', () => {
   it('MUL-01 should answer state_unknown (sign in again), not 500, when a memory-store callback lands on another instance', async () => {
     const { browser, callback } = await startOn(stack.app);
-    const res = await browser.fetch(onInstance(callback, memB), { headers: JSON_H });
+    const res = await browser.fetch(onInstance(callback, memB), { headers: JSON_ACCEPT });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({
       error: 'state_unknown',
@@ -101,7 +97,7 @@ describe('MUL: multi-instance behaviour', () => {
     const done = await browser.fetch(onInstance(callback, b));
     expect(done.status).toBe(303);
     expect(await redis.keys(`${prefix}pending:*${state}*`)).toHaveLength(0);
-    const replay = await browser.fetch(onInstance(callback, a), { headers: JSON_H });
+    const replay = await browser.fetch(onInstance(callback, a), { headers: JSON_ACCEPT });
     expect(replay.status).toBe(400);
   });
 
@@ -111,7 +107,7 @@ describe('MUL: multi-instance behaviour', () => {
       users.map(async (i) => {
         const { browser, callback } = await startOn(redisApps[i % 3]);
         const done = await browser.fetch(onInstance(callback, redisApps[(i + 1) % 3]), {
-          headers: JSON_H,
+          headers: JSON_ACCEPT,
         });
         const who = await me(browser, redisApps[(i + 2) % 3].url);
         return { status: done.status, me: who.status };
@@ -127,7 +123,7 @@ describe('MUL: multi-instance behaviour', () => {
     const before = stack.sim.control.stats().token;
     const answers = await Promise.all(
       [a, b].map((x) =>
-        fetch(onInstance(callback, x), { headers: { cookie, ...JSON_H }, redirect: 'manual' }),
+        fetch(onInstance(callback, x), { headers: { cookie, ...JSON_ACCEPT }, redirect: 'manual' }),
       ),
     );
     expect(answers.map((r) => r.status).sort()).toEqual([303, 400]);
@@ -139,7 +135,7 @@ describe('MUL: multi-instance behaviour', () => {
     const { browser, callback, state } = await startOn(a);
     await redis.del(await pendingKey(state));
     const before = stack.sim.control.stats().token;
-    const res = await browser.fetch(onInstance(callback, b), { headers: JSON_H });
+    const res = await browser.fetch(onInstance(callback, b), { headers: JSON_ACCEPT });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'state_unknown' });
     expect(stack.sim.control.stats().token).toBe(before);
@@ -189,7 +185,7 @@ describe('MUL: multi-instance behaviour', () => {
     } else {
       await redis.hdel(key, ...(await redis.hkeys(key)).slice(0, 1));
     }
-    const res = await browser.fetch(onInstance(callback, b), { headers: JSON_H });
+    const res = await browser.fetch(onInstance(callback, b), { headers: JSON_ACCEPT });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
     expect(sessionId(browser)).toBeUndefined();
@@ -202,9 +198,17 @@ describe('MUL: multi-instance behaviour', () => {
     const app =
       hops === '0' ? stack.app : await startInstance(stack, { ...shared, TRUST_PROXY: hops });
     try {
-      const username = user('mul13');
-      await postLogin(new Browser(), app.url, { username }, { 'x-forwarded-for': '203.0.113.9' });
-      const started = (await auditOf(app, { username })).find((e) => e.type === 'mfa_started');
+      const username = uniqueUser('mul13');
+      await postLikeBrowser(
+        new Browser(),
+        app.url,
+        '/login',
+        { username },
+        { 'x-forwarded-for': '203.0.113.9' },
+      );
+      const started = (await auditEvents(app, { username }, { limit: 500 })).find(
+        (e) => e.type === 'mfa_started',
+      );
       expect(started).toBeDefined();
       expect(JSON.stringify(started).includes('203.0.113.9')).toBe(used);
     } finally {

@@ -22,22 +22,23 @@ import { type SessionStore } from '@duo-nest/core';
 import { DUO_SESSION_STORE } from '@duo-nest/core/internal';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { createPgDatabase, type TestDatabase } from '../support/audit-db.js';
-import { startApp, type RunningApp, simulatorEnv } from '../utils/app-harness.js';
-import { launchChromium } from '../utils/browser.js';
+import { startApp, type RunningApp, simulatorEnv, Browser } from '../support/app-harness.js';
+import { launchChromium } from '../support/browser.js';
 import {
-  auditOf,
-  Browser,
-  JSON_H,
+  auditEvents,
+  JSON_ACCEPT,
+  postLikeBrowser,
+  signOnToCallback,
+  uniqueUser,
+} from '../support/duo-flow.js';
+import {
   me,
-  postLogin,
   REDIS_URL,
   sessionId,
+  type Stack,
   startInstance,
   startStack,
-  toCallback,
-  user,
-  type Stack,
-} from './support.js';
+} from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -49,9 +50,12 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function signedOn(username = user('ses'), app: RunningApp = stack.app): Promise<Browser> {
+async function signedOn(
+  username = uniqueUser('ses'),
+  app: RunningApp = stack.app,
+): Promise<Browser> {
   const browser = new Browser();
-  const { callback } = await toCallback(browser, app.url, username);
+  const callback = await signOnToCallback(browser, app.url, username);
   expect((await browser.fetch(callback)).status).toBe(303);
   return browser;
 }
@@ -65,18 +69,20 @@ async function csrfOf(browser: Browser, url: string): Promise<Record<string, str
 
 describe('SES: session security', () => {
   it('SES-01 should give a new session id after MFA and destroy a planted one (fixation)', async () => {
-    const attacker = await signedOn(user('ses01-mallory'));
+    const attacker = await signedOn(uniqueUser('ses01-mallory'));
     const planted = [...attacker.cookies].find(([k]) => k.endsWith('duo_session'));
     expect(planted).toBeDefined();
     const victim = new Browser();
     victim.cookies.set(planted![0], planted![1]);
-    const username = user('ses01-alice');
-    const { callback } = await toCallback(victim, stack.app.url, username);
+    const username = uniqueUser('ses01-alice');
+    const callback = await signOnToCallback(victim, stack.app.url, username);
     expect((await victim.fetch(callback)).status).toBe(303);
     expect(victim.cookies.get(planted![0])).not.toBe(planted![1]);
     expect((await me(victim, stack.app.url)).body).toMatchObject({ username });
     expect((await me(attacker, stack.app.url)).status).toBe(401);
-    expect(await auditOf(stack.app, { username, type: 'mfa_succeeded' })).toHaveLength(1);
+    expect(
+      await auditEvents(stack.app, { username, type: 'mfa_succeeded' }, { limit: 500 }),
+    ).toHaveLength(1);
   });
 
   it('SES-04 should set __Host-, Secure, HttpOnly, Path=/, no Domain, SameSite=Lax, small signed 256-bit cookies', async () => {
@@ -89,7 +95,9 @@ describe('SES: session security', () => {
     });
     try {
       const browser = new Browser();
-      const start = await postLogin(browser, app.url, { username: user('ses04') });
+      const start = await postLikeBrowser(browser, app.url, '/login', {
+        username: uniqueUser('ses04'),
+      });
       const bindingLine = start.headers.getSetCookie().find((l) => l.includes('duo_binding'));
       const duo = await browser.fetch(start.headers.get('location') ?? '');
       const cb = new URL(duo.headers.get('location') ?? '');
@@ -139,10 +147,10 @@ describe('SES: session security', () => {
     it('SES-05 should receive the SameSite=Lax transaction cookie on the cross-site top-level callback and the session after it', async () => {
       const page = await chromium.newPage();
       await page.goto(`${app.url}/`);
-      await page.fill('#username', user('ses05'));
+      await page.fill('#username', uniqueUser('ses05'));
       await Promise.all([page.waitForURL((u) => u.pathname === '/result'), page.click('#submit')]);
       expect(await page.textContent('body')).toContain('Sign on complete');
-      const me = await page.request.get(`${app.url}/me`, { headers: JSON_H });
+      const me = await page.request.get(`${app.url}/me`, { headers: JSON_ACCEPT });
       expect(me.status()).toBe(200);
       await page.close();
     });
@@ -150,14 +158,20 @@ describe('SES: session security', () => {
 
   it('SES-06 should keep the session id out of URLs, bodies and the audit trail and mark pages no-store', async () => {
     const browser = new Browser();
-    const username = user('ses06');
-    const { callback, authorize } = await toCallback(browser, stack.app.url, username);
+    const username = uniqueUser('ses06');
+    const { callback, authorize } = await signOnToCallback(
+      browser,
+      stack.app.url,
+      username,
+      {},
+      { authorize: true },
+    );
     const done = await browser.fetch(callback);
     const id = sessionId(browser) ?? '';
     expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const pages = await Promise.all(
       ['/me', '/result'].map((p) =>
-        browser.fetch(`${stack.app.url}${p}`, { headers: p === '/me' ? JSON_H : {} }),
+        browser.fetch(`${stack.app.url}${p}`, { headers: p === '/me' ? JSON_ACCEPT : {} }),
       ),
     );
     const seen = [authorize, callback, done.headers.get('location') ?? ''];
@@ -166,14 +180,14 @@ describe('SES: session security', () => {
       expect(p.headers.get('cache-control')).toContain('no-store');
       seen.push(await p.text());
     }
-    seen.push(JSON.stringify(await auditOf(stack.app, { username })));
+    seen.push(JSON.stringify(await auditEvents(stack.app, { username }, { limit: 500 })));
     for (const text of seen) {
       expect(text).not.toContain(id);
     }
   });
 
   it('SES-08 should destroy the session on POST logout (CSRF token), refuse a cross-site GET and audit session_logout', async () => {
-    const username = user('ses08');
+    const username = uniqueUser('ses08');
     const browser = await signedOn(username);
     const getLogout = await browser.fetch(`${stack.app.url}/logout`, {
       headers: { 'sec-fetch-site': 'cross-site' },
@@ -184,7 +198,7 @@ describe('SES: session security', () => {
       `${stack.app.url}/logout`,
       {},
       {
-        headers: { origin: 'https://evil.example', ...JSON_H },
+        headers: { origin: 'https://evil.example', ...JSON_ACCEPT },
       },
     );
     expect(crossSitePost.status).toBe(403);
@@ -197,7 +211,9 @@ describe('SES: session security', () => {
     );
     expect(out.status).toBe(303);
     expect((await me(stolen, stack.app.url)).status).toBe(401);
-    expect(await auditOf(stack.app, { username, type: 'session_logout' })).toHaveLength(1);
+    expect(
+      await auditEvents(stack.app, { username, type: 'session_logout' }, { limit: 500 }),
+    ).toHaveLength(1);
   });
 
   it("SES-11 should refuse a revoked user's sessions on every instance at once", async () => {
@@ -205,7 +221,7 @@ describe('SES: session security', () => {
     const a = await startInstance(stack, env);
     const b = await startInstance(stack, env);
     try {
-      const username = user('ses11');
+      const username = uniqueUser('ses11');
       const one = await signedOn(username, a);
       const two = await signedOn(username, b);
       expect((await me(one, b.url)).status).toBe(200);
@@ -230,9 +246,9 @@ describe('SES: session security', () => {
     const app = await startInstance(stack, { DATABASE_URL: db.url, AUDIT_POLICY: 'deny' });
     try {
       const browser = new Browser();
-      const { callback } = await toCallback(browser, app.url, user('ses13'));
+      const callback = await signOnToCallback(browser, app.url, uniqueUser('ses13'));
       await db.drop(); // the database goes away between "token valid" and "session recorded"
-      const res = await browser.fetch(callback, { headers: JSON_H });
+      const res = await browser.fetch(callback, { headers: JSON_ACCEPT });
       expect(res.status).toBe(503);
       expect(sessionId(browser)).toBeUndefined();
       expect((await me(browser, app.url)).status).toBe(401);
@@ -251,7 +267,7 @@ describe('SES: session security', () => {
   });
 
   it('SES-15 should keep parallel sessions of one user independent (pinned: no limit, per-session logout)', async () => {
-    const username = user('ses15');
+    const username = uniqueUser('ses15');
     const first = await signedOn(username);
     const second = await signedOn(username);
     expect(sessionId(first)).not.toBe(sessionId(second));

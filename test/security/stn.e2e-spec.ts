@@ -16,19 +16,15 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { jwtVerify, decodeJwt } from 'jose';
 import { DuoClient, type PendingLoginStore } from '@duo-nest/core';
 import { DUO_PENDING_LOGIN_STORE } from '@duo-nest/core/internal';
+import { Browser } from '../support/app-harness.js';
 import {
-  auditOf,
-  Browser,
-  JSON_H,
-  me,
-  postLogin,
-  requestClaims,
-  sessionId,
-  startStack,
-  toCallback,
-  user,
-  type Stack,
-} from './support.js';
+  auditEvents,
+  JSON_ACCEPT,
+  postLikeBrowser,
+  signOnToCallback,
+  uniqueUser,
+} from '../support/duo-flow.js';
+import { me, requestClaims, sessionId, type Stack, startStack } from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -43,7 +39,7 @@ afterAll(async () => {
 const tokens = () => stack.sim.control.stats().token;
 
 async function getJson(browser: Browser, url: string) {
-  const res = await browser.fetch(url, { headers: JSON_H });
+  const res = await browser.fetch(url, { headers: JSON_ACCEPT });
   const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
   return { status: res.status, error: body.error, body };
 }
@@ -68,18 +64,24 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
       expect(v).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 CSPRNG bytes; inside 22..1024 and 16..1024
     }
     const browser = new Browser();
-    const username = user('stn01');
-    const { callback, authorize } = await toCallback(browser, stack.app.url, username);
+    const username = uniqueUser('stn01');
+    const { callback, authorize } = await signOnToCallback(
+      browser,
+      stack.app.url,
+      username,
+      {},
+      { authorize: true },
+    );
     await browser.fetch(callback);
     const { state, nonce } = requestClaims(authorize) as { state: string; nonce: string };
-    const rows = JSON.stringify(await auditOf(stack.app, { username }));
+    const rows = JSON.stringify(await auditEvents(stack.app, { username }, { limit: 500 }));
     expect(rows).not.toContain(state);
     expect(rows).not.toContain(nonce);
   });
 
   it('STN-02 should reject a callback without state and call no token endpoint', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn02'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn02'));
     const before = tokens();
     const r = await getJson(
       browser,
@@ -91,7 +93,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-03 should reject a random state with zero token calls and leave the real sign-on usable', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn03'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn03'));
     const before = tokens();
     const forged = withParam(callback, (q) => q.set('state', 'R'.repeat(43)));
     expect(await getJson(browser, forged)).toMatchObject({ status: 400, error: 'state_unknown' });
@@ -101,7 +103,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-04 should reject the right state and code from a browser without the transaction cookie', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn04'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn04'));
     const stripped = new Browser();
     const before = tokens();
     expect(await getJson(stripped, callback)).toMatchObject({
@@ -114,13 +116,13 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it("STN-05 should not log a victim in as the attacker (login CSRF) nor touch the victim's session", async () => {
     const victim = new Browser();
-    const victimName = user('stn05-victim');
-    const own = await toCallback(victim, stack.app.url, victimName);
-    expect((await victim.fetch(own.callback)).status).toBe(303);
+    const victimName = uniqueUser('stn05-victim');
+    const own = await signOnToCallback(victim, stack.app.url, victimName);
+    expect((await victim.fetch(own)).status).toBe(303);
     const victimSession = sessionId(victim);
 
     const attacker = new Browser();
-    const { callback } = await toCallback(attacker, stack.app.url, user('stn05-mallory'));
+    const callback = await signOnToCallback(attacker, stack.app.url, uniqueUser('stn05-mallory'));
     const before = tokens();
     expect(await getJson(victim, callback)).toMatchObject({
       status: 400,
@@ -133,13 +135,9 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it("STN-06 should exchange an injected code but reject the attacker's id_token for the victim's transaction", async () => {
     const victim = new Browser();
-    const { callback: victimCb } = await toCallback(victim, stack.app.url, user('stn06-alice'));
+    const victimCb = await signOnToCallback(victim, stack.app.url, uniqueUser('stn06-alice'));
     const attacker = new Browser();
-    const { callback: attackerCb } = await toCallback(
-      attacker,
-      stack.app.url,
-      user('stn06-mallory'),
-    );
+    const attackerCb = await signOnToCallback(attacker, stack.app.url, uniqueUser('stn06-mallory'));
     const injected = withParam(victimCb, (q) =>
       q.set('duo_code', new URL(attackerCb).searchParams.get('duo_code') ?? ''),
     );
@@ -153,7 +151,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-07 should refuse the exact callback URL replayed after success without a token call', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn07'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn07'));
     expect((await browser.fetch(callback)).status).toBe(303);
     const first = sessionId(browser);
     const before = tokens();
@@ -164,7 +162,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-08 should refuse a replay after a failed attempt (the state was deleted before comparing)', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn08'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn08'));
     stack.sim.control.setFaults({ token: 'wrong_nonce', once: true });
     expect((await getJson(browser, callback)).status).toBe(401);
     const before = tokens();
@@ -174,11 +172,11 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-09 should let exactly one of two simultaneous identical callbacks reach the token endpoint', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn09'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn09'));
     const cookie = [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     const before = tokens();
     const answers = await Promise.all(
-      [0, 1].map(() => fetch(callback, { headers: { cookie, ...JSON_H }, redirect: 'manual' })),
+      [0, 1].map(() => fetch(callback, { headers: { cookie, ...JSON_ACCEPT }, redirect: 'manual' })),
     );
     expect(answers.map((a) => a.status).sort()).toEqual([303, 400]);
     expect(tokens()).toBe(before + 1);
@@ -186,7 +184,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-10 should reject a callback after the transaction TTL with state_expired', async () => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn10'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn10'));
     const state = new URL(callback).searchParams.get('state') ?? '';
     // Age the pending record past its TTL (the store's clock, not the test's, decides).
     const store = stack.app.app.get<PendingLoginStore>(DUO_PENDING_LOGIN_STORE);
@@ -206,8 +204,8 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-12 should answer an error callback with "not completed", encode the description and consume the transaction', async () => {
     const browser = new Browser();
-    const username = user('stn12');
-    const { callback } = await toCallback(browser, stack.app.url, username);
+    const username = uniqueUser('stn12');
+    const callback = await signOnToCallback(browser, stack.app.url, username);
     const state = new URL(callback).searchParams.get('state') ?? '';
     const script = '<script>alert(1)</script>';
     const errorUrl = `${stack.app.url}/auth/duo/callback?error=access_denied&error_description=${encodeURIComponent(script)}&state=${state}`;
@@ -218,7 +216,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
     expect(html).not.toContain(script);
     expect(page.headers.get('content-security-policy')).toBeTruthy();
     expect(tokens()).toBe(before);
-    const rows = await auditOf(stack.app, { username });
+    const rows = await auditEvents(stack.app, { username }, { limit: 500 });
     expect(rows.find((r) => r.type === 'mfa_denied')?.reason).toBe('callback_error');
     expect(JSON.stringify(rows)).not.toContain('<script>');
     expect(await getJson(browser, callback)).toMatchObject({ status: 400, error: 'state_unknown' });
@@ -235,7 +233,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
     ],
   ])('STN-13 should refuse a callback with %s before any token call', async (_w, edit) => {
     const browser = new Browser();
-    const { callback } = await toCallback(browser, stack.app.url, user('stn13'));
+    const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn13'));
     const before = tokens();
     expect(await getJson(browser, withParam(callback, edit))).toMatchObject({
       status: 400,
@@ -246,12 +244,12 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-14 should refuse a second, client-supplied username before any Duo call', async () => {
     const stats = stack.sim.control.stats();
-    const res = await postLogin(
+    const res = await postLikeBrowser(
       new Browser(),
       stack.app.url,
+      '/login?username=alice',
       { username: 'mallory' },
-      JSON_H,
-      '?username=alice',
+      JSON_ACCEPT,
     );
     expect(res.status).toBe(400);
     const after = stack.sim.control.stats();
@@ -260,8 +258,8 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-15 should send a request JWT that verifies as HS512 and carries exactly the expected claims', async () => {
     const browser = new Browser();
-    const username = user('stn15&x=1');
-    const start = await postLogin(browser, stack.app.url, { username });
+    const username = uniqueUser('stn15&x=1');
+    const start = await postLikeBrowser(browser, stack.app.url, '/login', { username });
     const authorize = start.headers.get('location') ?? '';
     const url = new URL(authorize);
     expect([...url.searchParams.keys()].sort()).toEqual(['client_id', 'request', 'response_type']);
@@ -314,7 +312,7 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
     const from = stack.proxy.tokenRequests.length;
     for (let i = 0; i < 3; i++) {
       const browser = new Browser();
-      const { callback } = await toCallback(browser, stack.app.url, user('stn16'));
+      const callback = await signOnToCallback(browser, stack.app.url, uniqueUser('stn16'));
       expect((await browser.fetch(callback)).status).toBe(303);
     }
     const requests = stack.proxy.tokenRequests.slice(from);
@@ -348,9 +346,18 @@ describe('STN: state, nonce, CSRF, replay and outbound JWTs', () => {
 
   it('STN-17 should keep state opaque (data server-side) and refuse a state with one character changed', async () => {
     const browser = new Browser();
-    const { callback, authorize } = await toCallback(browser, stack.app.url, user('stn17'), {
-      returnTo: '/me',
-    });
+    const { callback, authorize } = await signOnToCallback(
+      browser,
+      stack.app.url,
+      uniqueUser('stn17'),
+      {},
+      {
+        form: {
+          returnTo: '/me',
+        },
+        authorize: true,
+      },
+    );
     const state = String(requestClaims(authorize).state);
     expect(state).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Buffer.from(state, 'base64url').toString('latin1')).not.toContain('/me');

@@ -14,20 +14,16 @@ import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { validateEnv } from '../../src/config/env.validation.js';
 import { startSimulator, type RunningSimulator, type TokenFault } from '@duo-nest/simulator';
-import { startApp, type RunningApp } from '../utils/app-harness.js';
-import { makeSelfSignedCertificate } from '../utils/tls.js';
+import { startApp, type RunningApp, Browser } from '../support/app-harness.js';
+import { makeSelfSignedCertificate } from '../support/tls.js';
 import {
-  auditOf,
-  Browser,
-  JSON_H,
-  postLogin,
-  sessionId,
-  startStack,
-  toCallback,
-  user,
-  type Stack,
-  type TokenReply,
-} from './support.js';
+  auditEvents,
+  JSON_ACCEPT,
+  postLikeBrowser,
+  signOnToCallback,
+  uniqueUser,
+} from '../support/duo-flow.js';
+import { sessionId, type Stack, startStack, type TokenReply } from '../support/security-stack.js';
 
 jest.setTimeout(30_000);
 
@@ -57,8 +53,8 @@ interface Result {
 
 async function exchange(how: { fault?: TokenFault; reply?: TokenReply }): Promise<Result> {
   const browser = new Browser();
-  const username = user('tok');
-  const { callback } = await toCallback(browser, stack.app.url, username);
+  const username = uniqueUser('tok');
+  const callback = await signOnToCallback(browser, stack.app.url, username);
   const before = stack.sim.control.stats().token;
   if (how.fault) {
     stack.sim.control.setFaults({ token: how.fault, once: true });
@@ -68,7 +64,7 @@ async function exchange(how: { fault?: TokenFault; reply?: TokenReply }): Promis
     stack.proxy.onToken = () => reply;
   }
   try {
-    const res = await browser.fetch(callback, { headers: JSON_H });
+    const res = await browser.fetch(callback, { headers: JSON_ACCEPT });
     const text = await res.text();
     const body = (() => {
       try {
@@ -97,7 +93,7 @@ async function exchange(how: { fault?: TokenFault; reply?: TokenReply }): Promis
 async function expectClosed(r: Result, status: number, error: string): Promise<void> {
   expect({ status: r.status, error: r.error }).toEqual({ status, error });
   expect(sessionId(r.browser)).toBeUndefined();
-  const rows = await auditOf(stack.app, { username: r.username });
+  const rows = await auditEvents(stack.app, { username: r.username }, { limit: 500 });
   expect(rows.some((e) => e.type === 'mfa_succeeded' || e.type === 'mfa_failopen')).toBe(false);
   expect(rows.find((e) => e.type === 'mfa_failed')?.reason).toBe(error);
 }
@@ -117,7 +113,13 @@ async function appAgainst(
 }
 
 async function loginStatus(app: RunningApp): Promise<{ status: number; error?: string }> {
-  const res = await postLogin(new Browser(), app.url, { username: user('tok') }, JSON_H);
+  const res = await postLikeBrowser(
+    new Browser(),
+    app.url,
+    '/login',
+    { username: uniqueUser('tok') },
+    JSON_ACCEPT,
+  );
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   return { status: res.status, error: body.error };
 }
@@ -226,10 +228,10 @@ describe('TOK: token endpoint and health-check faults', () => {
   it('TOK-10 should reject a genuine answer relabelled text/plain as token_response', async () => {
     stack.proxy.onToken = undefined;
     const browser = new Browser();
-    const username = user('tok');
-    const { callback } = await toCallback(browser, stack.app.url, username);
+    const username = uniqueUser('tok');
+    const callback = await signOnToCallback(browser, stack.app.url, username);
     stack.proxy.onToken = (a) => ({ body: a.text, headers: { 'content-type': 'text/plain' } });
-    const res = await browser.fetch(callback, { headers: JSON_H });
+    const res = await browser.fetch(callback, { headers: JSON_ACCEPT });
     stack.proxy.onToken = undefined;
     expect(res.status).toBe(502);
     expect(sessionId(browser)).toBeUndefined();

@@ -4,7 +4,7 @@ import { map, type Observable } from 'rxjs';
 import type { TestingModuleBuilder } from '@nestjs/testing';
 import { MfaGuard, type MfaSession } from '@duo-nest/core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, freePort, location } from '../../utils/app-harness.js';
+import { Browser, freePort, location } from '../../support/app-harness.js';
 import {
   bootTestApp,
   formToken,

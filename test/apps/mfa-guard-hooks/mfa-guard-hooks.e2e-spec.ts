@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
 import { bootTestApp, simulatorOptions, type TestApp } from '../boot.js';
 import { INTERNAL_KEY, MfaGuardHooksAppModule } from './app.module.js';
+import { JSON_ACCEPT } from '../../support/duo-flow.js';
 
 // MfaGuard's protected hooks: an app lets internal callers in by key and answers refusals its way.
 let sim: RunningSimulator;
@@ -17,8 +18,6 @@ afterAll(async () => {
   await app?.close();
   await sim?.close();
 });
-
-const JSON_ACCEPT = { accept: 'application/json' };
 
 describe('a MfaGuard subclass with overridden hooks', () => {
   it('should let a caller with the service key in (shouldSkip)', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location } from '../../utils/app-harness.js';
+import { Browser, location } from '../../support/app-harness.js';
 import {
   bootTestApp,
   postForm,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { Controller, Get, Module, type DynamicModule } from '@nestjs/common';
 import { CurrentMfa, type MfaSession } from '@duo-nest/core';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location } from '../../utils/app-harness.js';
+import { Browser, location } from '../../support/app-harness.js';
 import { bootTestApp, postForm, throughDuo, type TestApp } from '../boot.js';
 import { AppModule } from './app.module.js';
 

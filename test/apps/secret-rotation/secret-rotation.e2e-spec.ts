@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, location } from '../../utils/app-harness.js';
+import { Browser, location } from '../../support/app-harness.js';
 import {
   bootTestApp,
   formToken,
@@ -12,6 +12,7 @@ import {
   type TestApp,
 } from '../boot.js';
 import { DuoAloneAppModule } from '../duo-alone/app.module.js';
+import { JSON_ACCEPT } from '../../support/duo-flow.js';
 
 // Rotating the session secret (sessionSecretPrevious): the session and binding cookies, the CSRF
 // token and the store records signed with the old secret still verify under the new one, which
@@ -19,7 +20,6 @@ import { DuoAloneAppModule } from '../duo-alone/app.module.js';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const OLD = 'the-old-session-secret-0123456789abcdefghij';
 const NEW = 'the-new-session-secret-0123456789abcdefghij';
-const JSON_ACCEPT = { accept: 'application/json' };
 
 let sim: RunningSimulator;
 let redis: Redis;

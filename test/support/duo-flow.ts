@@ -4,10 +4,13 @@ import { Browser, location, type RunningApp } from './app-harness.js';
 export const JSON_ACCEPT = { accept: 'application/json' } as const;
 
 let counter = 0;
-/** A username no other test of this run uses (the simulator enrolls unknown users). */
+/**
+ * A username no other test of this run uses (the simulator enrolls unknown users). The prefix is
+ * lower-cased: the app folds usernames to lower case, so the name a test holds is the stored one.
+ */
 export function uniqueUser(prefix = 'user'): string {
   counter += 1;
-  return `${prefix}-${process.pid}-${counter}`;
+  return `${prefix.toLowerCase()}-${process.pid}-${counter}`;
 }
 
 /**
@@ -54,25 +57,51 @@ export async function postLikeBrowser(
   return browser.postForm(`${appUrl}${path}`, { ...hidden, ...form }, { headers });
 }
 
+/** Options of {@link signOnToCallback}. */
+export interface SignOnToCallbackOptions {
+  /** More fields for POST /login (`returnTo`, say). */
+  form?: Record<string, string>;
+  /** Also return the authorize URL the app sent the browser to (its request JWT holds the state). */
+  authorize?: boolean;
+}
+
 /**
  * POST /login then Duo's authorize (auto mode answers at once): returns the callback URL Duo sent
- * the browser to. `headers` go to the app's requests only (a proxy target, an Accept header).
+ * the browser to, or `{ callback, authorize }` with `options.authorize`. `headers` go to the app's
+ * requests only (a proxy target, an Accept header).
  */
 export async function signOnToCallback(
   browser: Browser,
   appUrl: string,
   username: string,
+  headers?: Record<string, string>,
+  options?: SignOnToCallbackOptions & { authorize?: false },
+): Promise<string>;
+export async function signOnToCallback(
+  browser: Browser,
+  appUrl: string,
+  username: string,
+  headers: Record<string, string>,
+  options: SignOnToCallbackOptions & { authorize: true },
+): Promise<{ callback: string; authorize: string }>;
+export async function signOnToCallback(
+  browser: Browser,
+  appUrl: string,
+  username: string,
   headers: Record<string, string> = {},
-): Promise<string> {
-  const start = await postLikeBrowser(browser, appUrl, '/login', { username }, headers);
+  options: SignOnToCallbackOptions = {},
+): Promise<string | { callback: string; authorize: string }> {
+  const form = { username, ...options.form };
+  const start = await postLikeBrowser(browser, appUrl, '/login', form, headers);
   if (start.status !== 303) {
     throw new Error(`POST /login answered ${start.status}`);
   }
-  const duo = await browser.fetch(location(start));
+  const authorize = location(start);
+  const duo = await browser.fetch(authorize);
   if (duo.status !== 302) {
     throw new Error(`Duo's authorize answered ${duo.status}`);
   }
-  return location(duo);
+  return options.authorize ? { callback: location(duo), authorize } : location(duo);
 }
 
 /** A whole sign-on: returns the callback's answer (303 to the return path on success). */
@@ -86,9 +115,13 @@ export async function signOn(
   return browser.fetch(callback, { headers });
 }
 
-/** The audit trail of an in-process app, newest first. */
-export async function auditEvents(app: RunningApp, filter: AuditFilter): Promise<AuditEvent[]> {
-  const page = await app.app.get(AuditRepository).findPage(filter, undefined, 200);
+/** The audit trail of an in-process app, newest first: one page of `limit` events (200). */
+export async function auditEvents(
+  app: RunningApp,
+  filter: AuditFilter = {},
+  { limit = 200 }: { limit?: number } = {},
+): Promise<AuditEvent[]> {
+  const page = await app.app.get(AuditRepository).findPage(filter, undefined, limit);
   return page.items;
 }
 

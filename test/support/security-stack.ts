@@ -1,5 +1,5 @@
 /**
- * Shared harness of the security catalogue tests (test/security/*.e2e-spec.ts): the real app and the
+ * The security catalogue's own pieces (test/security/*.e2e-spec.ts): the real app and the
  * in-process simulator, with a transparent HTTP proxy between them that can rewrite Duo's token
  * answer (to craft id_tokens the simulator has no switch for), a TCP proxy that can cut a
  * connection (Redis going away), and a raw JWS builder.
@@ -13,18 +13,9 @@ import {
 } from 'node:http';
 import { createConnection, createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { AuditRepository, type AuditEvent, type AuditFilter } from '@duo-nest/audit';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '@duo-nest/simulator';
-import { Browser, location, startApp, type RunningApp } from '../utils/app-harness.js';
-
-export const JSON_H = { accept: 'application/json' } as const;
-
-let counter = 0;
-/** A username no other test of this run uses (the simulator enrolls unknown users). */
-export function user(prefix: string): string {
-  counter += 1;
-  return `${prefix.toLowerCase()}-${process.pid}-${counter}`;
-}
+import { Browser, startApp, type RunningApp } from './app-harness.js';
+import { JSON_ACCEPT } from './duo-flow.js';
 
 // ---------------------------------------------------------------- raw JWS
 
@@ -222,55 +213,6 @@ export async function startStack(
   };
 }
 
-/** Hidden fields of the app's sign-on page (the CSRF token, when the app issues one). */
-export async function formFields(
-  browser: Browser,
-  pageUrl: string,
-): Promise<Record<string, string>> {
-  const res = await browser.fetch(pageUrl);
-  const html = await res.text();
-  const fields: Record<string, string> = {};
-  for (const m of html.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
-    const name = /name="([^"]+)"/.exec(m[0])?.[1];
-    const value = /value="([^"]*)"/.exec(m[0])?.[1];
-    if (name === '_csrf' && value !== undefined) {
-      fields[name] = value;
-    }
-  }
-  return fields;
-}
-
-/** POST /login as a browser would (with the sign-on page's CSRF field). */
-export async function postLogin(
-  browser: Browser,
-  appUrl: string,
-  form: Record<string, string>,
-  headers: Record<string, string> = {},
-  query = '',
-): Promise<Response> {
-  const fields = await formFields(browser, `${appUrl}/`);
-  return browser.postForm(`${appUrl}/login${query}`, { ...fields, ...form }, { headers });
-}
-
-/** Sign-on up to Duo's redirect back: the callback URL (and the authorize URL on the way). */
-export async function toCallback(
-  browser: Browser,
-  appUrl: string,
-  username: string,
-  form: Record<string, string> = {},
-): Promise<{ callback: string; authorize: string }> {
-  const start = await postLogin(browser, appUrl, { username, ...form });
-  if (start.status !== 303) {
-    throw new Error(`POST /login answered ${start.status}`);
-  }
-  const authorize = location(start);
-  const duo = await browser.fetch(authorize);
-  if (duo.status !== 302) {
-    throw new Error(`Duo's authorize answered ${duo.status}`);
-  }
-  return { callback: location(duo), authorize };
-}
-
 /** The claims of the request JWT in an authorize URL (not verified). */
 export function requestClaims(authorize: string): Record<string, unknown> {
   const jwt = new URL(authorize).searchParams.get('request') ?? '';
@@ -287,16 +229,12 @@ export function sessionId(browser: Browser): string | undefined {
   return undefined;
 }
 
-export async function auditOf(app: RunningApp, filter: AuditFilter = {}): Promise<AuditEvent[]> {
-  return (await app.app.get(AuditRepository).findPage(filter, undefined, 500)).items;
-}
-
 /** GET /me as JSON: the status and the body. */
 export async function me(
   browser: Browser,
   appUrl: string,
 ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
-  const res = await browser.fetch(`${appUrl}/me`, { headers: JSON_H });
+  const res = await browser.fetch(`${appUrl}/me`, { headers: JSON_ACCEPT });
   const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
   return { status: res.status, body };
 }
@@ -378,5 +316,3 @@ export function onInstance(callback: string, app: RunningApp): string {
 }
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-export { Browser, location };
