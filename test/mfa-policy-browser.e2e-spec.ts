@@ -47,5 +47,5 @@ describe('policy refusal page in Chromium', () => {
     expect(await page.inputValue('input[name="returnTo"]')).toBe('/admin');
     await shot(page, 'fresh-mfa-sign-on');
     await page.close();
-  });
+  }, 30_000); // a whole sign-on in Chromium takes more than Jest's 5 s under load
 });
