@@ -5,6 +5,7 @@ import {
   duoErrorStatus,
   duoPublicMessage,
   DuoError,
+  DuoForbiddenError,
   DuoMfaPolicyError,
   DuoStepUpError,
   DuoRateLimitError,
@@ -106,6 +107,10 @@ export class DuoExceptionFilter implements ExceptionFilter {
       error.code,
       message,
       error instanceof DuoRateLimitError ? error.retryAfterSec : undefined,
+      {
+        ...(error instanceof DuoForbiddenError ? { groups: error.groups } : {}),
+        ...(error instanceof DuoMfaPolicyError ? { reason: error.reason } : {}),
+      },
     );
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res

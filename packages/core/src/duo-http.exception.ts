@@ -3,6 +3,7 @@ import {
   duoErrorStatus,
   duoPublicMessage,
   DuoError,
+  DuoForbiddenError,
   DuoMfaPolicyError,
   DuoStepUpError,
   type DuoErrorCode,
@@ -22,6 +23,8 @@ export interface DuoHttpExceptionBody {
   application?: string;
   /** `mfa_step_up` only: the step-up page (GET) and start (POST with its CSRF token). */
   stepUpUrl?: string;
+  /** `forbidden` from @RequireDuoGroups only: the Duo groups the route needs (any one of them). */
+  groups?: string[];
 }
 
 /** The JSON body of a refusal (the error filter and DuoHttpException answer the same). */
@@ -38,6 +41,9 @@ export function duoErrorBody(error: DuoError, statusCode: number): DuoHttpExcept
   if (error instanceof DuoStepUpError) {
     body.application = error.application;
     body.stepUpUrl = error.stepUpUrl;
+  }
+  if (error instanceof DuoForbiddenError && error.groups.length > 0) {
+    body.groups = [...error.groups];
   }
   return body;
 }

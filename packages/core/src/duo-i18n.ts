@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { DuoErrorCode } from './duo.errors.js';
+import type { DuoErrorCode, DuoMfaPolicyErrorReason } from './duo.errors.js';
 
 /**
  * The texts of the library's own pages (button page, message and error pages) in one language.
@@ -33,6 +33,16 @@ export interface DuoPageMessages {
    */
   errors?: Partial<Record<DuoErrorCode, string>>;
   errorGeneric: string;
+  /** `forbidden` naming the route's Duo group(s): `{groups}` is the plain list (pages escape it). */
+  forbiddenGroup: string;
+  forbiddenGroups: string;
+  /** `mfa_policy` per reason: why the factor and bypass policy refused the session. */
+  policy: Record<DuoMfaPolicyErrorReason, string>;
+  /** The step-up page: title, heading, explanation (`{application}`), button. */
+  stepUpTitle: string;
+  stepUpHeading: string;
+  stepUpExplain: string;
+  stepUpButton: string;
 }
 
 const EN: DuoPageMessages = {
@@ -53,6 +63,20 @@ const EN: DuoPageMessages = {
   titleFailed: 'Sign-on failed',
   // No `errors`: English pages show the error's own public message (duoPublicMessage).
   errorGeneric: 'The sign-on failed; start again',
+  forbiddenGroup: 'This page needs membership in the Duo group {groups}',
+  forbiddenGroups: 'This page needs membership in one of the Duo groups {groups}',
+  policy: {
+    bypass_not_allowed:
+      'This page needs a two-factor authentication; Duo let this sign-on through without one (bypass)',
+    factor_not_allowed:
+      'This page needs another two-factor method than the one used; sign on again with an allowed one',
+    factor_unknown:
+      'This page needs a known two-factor method; Duo reported one this application does not know',
+  },
+  stepUpTitle: 'Two-factor sign-on',
+  stepUpHeading: 'One more two-factor sign-on',
+  stepUpExplain: 'This page needs a Duo sign-on with the {application} application.',
+  stepUpButton: 'Continue with Duo',
 };
 
 const DE: DuoPageMessages = {
@@ -93,8 +117,28 @@ const DE: DuoPageMessages = {
     duo_rejected: 'Duo hat diese Anmeldung abgelehnt; versuchen Sie es später erneut',
     mfa_not_performed: 'Diese Seite verlangt eine abgeschlossene Zwei-Faktor-Authentifizierung',
     forbidden: 'Sie gehören keiner Gruppe an, die diese Seite öffnen darf',
+    mfa_policy:
+      'Diese Seite verlangt eine andere Zwei-Faktor-Authentifizierung; melden Sie sich erneut an',
+    mfa_step_up: 'Diese Seite verlangt eine Zwei-Faktor-Anmeldung mit einer anderen Duo-Anwendung',
+    mfa_required: 'Melden Sie sich zuerst mit Duo an',
+    session_expired: 'Ihre Sitzung ist abgelaufen; melden Sie sich erneut an',
+    mfa_stale: 'Diese Seite verlangt eine frische Zwei-Faktor-Authentifizierung',
   },
   errorGeneric: 'Die Anmeldung ist fehlgeschlagen; beginnen Sie neu',
+  forbiddenGroup: 'Diese Seite verlangt die Mitgliedschaft in der Duo-Gruppe {groups}',
+  forbiddenGroups: 'Diese Seite verlangt die Mitgliedschaft in einer der Duo-Gruppen {groups}',
+  policy: {
+    bypass_not_allowed:
+      'Diese Seite verlangt eine Zwei-Faktor-Authentifizierung; Duo hat diese Anmeldung ohne eine durchgelassen (Bypass)',
+    factor_not_allowed:
+      'Diese Seite verlangt eine andere Zwei-Faktor-Methode als die verwendete; melden Sie sich mit einer erlaubten erneut an',
+    factor_unknown:
+      'Diese Seite verlangt eine bekannte Zwei-Faktor-Methode; Duo meldete eine, die diese Anwendung nicht kennt',
+  },
+  stepUpTitle: 'Zwei-Faktor-Anmeldung',
+  stepUpHeading: 'Noch eine Zwei-Faktor-Anmeldung',
+  stepUpExplain: 'Diese Seite verlangt eine Duo-Anmeldung mit der Anwendung {application}.',
+  stepUpButton: 'Weiter mit Duo',
 };
 
 /**
@@ -230,12 +274,23 @@ export function localizedErrorMessage(
   code: DuoErrorCode,
   englishMessage: string,
   retryAfterSec?: number,
+  /** What the refusal names: the route's Duo groups (forbidden), the policy's reason (mfa_policy). */
+  facts: { groups?: readonly string[]; reason?: DuoMfaPolicyErrorReason } = {},
 ): string {
   const own = DUO_PAGE_MESSAGES[lang]?.errors;
   if (!own) {
     return englishMessage;
   }
-  const generic = duoPageMessages(lang).errorGeneric;
+  const t = duoPageMessages(lang);
+  const generic = t.errorGeneric;
+  if (code === 'forbidden' && facts.groups && facts.groups.length > 0) {
+    // Plain text: the page escapes the whole message (the names are the route's, not the user's).
+    const template = facts.groups.length === 1 ? t.forbiddenGroup : t.forbiddenGroups;
+    return template.replace('{groups}', () => facts.groups!.join(', '));
+  }
+  if (code === 'mfa_policy' && facts.reason && Object.hasOwn(t.policy, facts.reason)) {
+    return t.policy[facts.reason];
+  }
   if (code === 'rate_limited') {
     // Duo's own 429 (no seconds known) reads as the service being unavailable.
     return retryAfterSec === undefined

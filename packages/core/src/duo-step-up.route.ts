@@ -9,6 +9,7 @@ import { DuoFlowService } from './duo-flow.service.js';
 import { DuoHttpException } from './duo-http.exception.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { sanitizeReturnTo } from './duo-module-options.js';
+import { duoPageMessages, fillTemplate, pageLanguage } from './duo-i18n.js';
 import { escapeHtml, page, PAGE_CSP } from './duo-pages.js';
 import { DuoSessionService } from './duo-session.service.js';
 import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
@@ -83,6 +84,14 @@ export class DuoStepUpRoute implements OnModuleInit {
     const form = this.form(query, Object.keys(query));
     await this.currentSession(req);
     const fields = this.options.csrf === false ? '' : this.csrf.formFields(req, res).html;
+    // In the request's language (DuoModule's locales), as the library's other pages.
+    const language = pageLanguage(req, res, this.options);
+    const t = duoPageMessages(language.lang);
+    const explain = fillTemplate(
+      t.stepUpExplain,
+      { application: `<strong id="application">${escapeHtml(form.application)}</strong>` },
+      escapeHtml,
+    );
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res
@@ -90,13 +99,15 @@ export class DuoStepUpRoute implements OnModuleInit {
       .type('html')
       .send(
         page(
-          'Two-factor sign-on',
-          `<main><h1>One more two-factor sign-on</h1>
-<p id="explain">This page needs a Duo sign-on with the <strong id="application">${escapeHtml(form.application)}</strong> application.</p>
+          t.stepUpTitle,
+          `<main><h1>${escapeHtml(t.stepUpHeading)}</h1>
+<p id="explain">${explain}</p>
 <form method="post" action="${escapeHtml(this.applications.config.stepUpPath)}">${fields}
 <input type="hidden" name="application" value="${escapeHtml(form.application)}">
 <input type="hidden" name="returnTo" value="${escapeHtml(form.returnTo)}">
-<button id="step-up" class="duo-button" type="submit">Continue with Duo</button></form></main>`,
+<button id="step-up" class="duo-button" type="submit">${escapeHtml(t.stepUpButton)}</button></form></main>`,
+          '',
+          language,
         ),
       );
   }

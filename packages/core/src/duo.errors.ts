@@ -159,6 +159,32 @@ export class DuoStepUpError extends DuoError {
   }
 }
 
+/** The Duo groups a refusal names, joined for a sentence ("admins", "admins, auditors"). */
+export function groupList(groups: readonly string[]): string {
+  return groups.join(', ');
+}
+
+/**
+ * MfaGuard's refusal of a session outside the route's Duo groups (`@RequireDuoGroups`): HTTP 403,
+ * code `forbidden`, naming the groups the route needs. The names come from the route's decorator
+ * (the app's code), never from the request; pages escape them like any other text.
+ */
+export class DuoForbiddenError extends DuoError {
+  constructor(
+    /** The Duo groups the route accepts (any one of them lets the user in). */
+    readonly groups: readonly string[],
+  ) {
+    super(
+      'forbidden',
+      groups.length === 0
+        ? 'You are not allowed to open this page'
+        : groups.length === 1
+          ? `This page needs membership in the Duo group ${groups[0]}`
+          : `This page needs membership in one of the Duo groups ${groupList(groups)}`,
+    );
+  }
+}
+
 export interface DuoConfigIssue {
   /** The option (or environment variable) that is wrong. */
   field: string;

@@ -57,6 +57,7 @@ export {
   DuoError,
   DuoMfaPolicyError,
   DuoStepUpError,
+  DuoForbiddenError,
   DuoRateLimitError,
   type DuoConfigIssue,
   type DuoErrorCode,

@@ -225,9 +225,17 @@ describe('MfaGuard: @RequireDuoGroups', () => {
     expect(await refusal(guard.canActivate(contextFor('groupsOnly')))).toMatchObject({
       statusCode: 403,
       error: 'forbidden',
+      // The refusal names the group the route's decorator asks for.
+      message: 'This page needs membership in the Duo group admins',
+      groups: ['admins'],
     });
     expect(events).toEqual([
-      expect.objectContaining({ type: 'access_denied', reason: 'forbidden', path: '/groupsOnly' }),
+      expect.objectContaining({
+        type: 'access_denied',
+        reason: 'forbidden',
+        path: '/groupsOnly',
+        detail: { requiredGroups: 'admins' },
+      }),
     ]);
   });
 

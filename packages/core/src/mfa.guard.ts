@@ -15,7 +15,13 @@ import {
   type RequireMfaOptions,
 } from './duo.decorators.js';
 import { DuoApplications, satisfiedApplications } from './duo-applications.js';
-import { DuoError, DuoMfaPolicyError, DuoStepUpError } from './duo.errors.js';
+import {
+  DuoError,
+  DuoForbiddenError,
+  DuoMfaPolicyError,
+  DuoStepUpError,
+  groupList,
+} from './duo.errors.js';
 import { mfaPolicyRefusal, type DuoMfaPolicyReason } from './duo-mfa-policy.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { InjectDuoOptions } from './duo.tokens.js';
@@ -55,6 +61,8 @@ export interface MfaDenial {
   reason?: DuoMfaPolicyReason;
   /** mfa_step_up only: the application the route needs. */
   application?: string;
+  /** forbidden only: the Duo groups the route needs (from its @RequireDuoGroups). */
+  groups?: readonly string[];
   /** The session that was found, when there is one (absent for mfa_required). */
   session?: MfaSession;
 }
@@ -187,11 +195,13 @@ export class MfaGuard implements CanActivate {
         !Array.isArray(session.groups) ||
         !groups.some((g) => session.groups.includes(g)))
     ) {
-      return this.#deny(context, req, {
-        code: 'forbidden',
-        message: 'You are not allowed to open this page',
-        session,
-      });
+      const error = new DuoForbiddenError(groups);
+      return this.#deny(
+        context,
+        req,
+        { code: 'forbidden', message: error.message, session, groups },
+        error,
+      );
     }
     req.duoSession = session;
     return true;
@@ -286,11 +296,22 @@ export class MfaGuard implements CanActivate {
       username: denial.session.username,
       // A policy refusal records its reason (bypass_not_allowed, ...); detail names the code.
       reason: denial.reason ?? denial.code,
-      ...(denial.reason ? { detail: { error: denial.code } } : {}),
-      ...(denial.application ? { detail: { application: denial.application } } : {}),
+      ...denialDetail(denial),
       path: req.path,
       ...requestContext(req),
     });
     return this.#refuse(context, denial, error);
   }
+}
+
+/** The access_denied row's detail: the code of a policy refusal, the application, the groups. */
+function denialDetail(denial: MfaDenial): { detail?: Record<string, string> } {
+  const detail: Record<string, string> = {
+    ...(denial.reason ? { error: denial.code } : {}),
+    ...(denial.application ? { application: denial.application } : {}),
+    ...(denial.groups && denial.groups.length > 0
+      ? { requiredGroups: groupList(denial.groups) }
+      : {}),
+  };
+  return Object.keys(detail).length > 0 ? { detail } : {};
 }
