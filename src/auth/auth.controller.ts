@@ -10,6 +10,7 @@ import {
   RequireDuoGroups,
   RequireMfa,
   sanitizeReturnTo,
+  satisfiedApplications,
   SkipMfa,
   type DuoFormFieldsValue,
   type MfaSession,
@@ -35,6 +36,8 @@ function sessionFacts(session: MfaSession) {
     // How MFA was satisfied: a bypass (Duo let the user through without a factor) is said so.
     bypassed: isDuoBypass(session),
     application: session.application,
+    // The Duo applications this session satisfied (default, admin) and when (Unix seconds).
+    applications: satisfiedApplications(session),
     duoResult: session.duoResult,
     duoReason: session.duoReason,
     groups: session.groups,
@@ -152,10 +155,12 @@ export class AuthController {
   }
 
   /**
-   * Demo of Duo groups and the bypass policy: members of the Duo group `admins` only (a user in no
-   * Duo group is refused), and never a session Duo let through without a factor (bypass).
+   * Demo of Duo groups, the bypass policy and a second Duo application: members of the Duo group
+   * `admins` only (a user in no Duo group is refused), never a session Duo let through without a
+   * factor (bypass), and an MFA with the `admin` Duo application (DUO_ADMIN_APP_CLIENT_ID/SECRET:
+   * a default session is stepped up into it; unset, `admin` is the main application).
    */
-  @RequireMfa({ allowBypass: false })
+  @RequireMfa({ application: 'admin', allowBypass: false })
   @RequireDuoGroups('admins')
   @Get('admin')
   admin(@CurrentMfa() session: MfaSession) {

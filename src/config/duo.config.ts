@@ -47,5 +47,12 @@ export function duoOptionsFromEnv(env: AppEnv): DuoModuleOptions {
       ipv6Subnet: env.RATE_LIMIT_IPV6_SUBNET,
     },
     csrf: { allowedOrigins: [new URL(env.PUBLIC_URL).origin] },
+    // /admin's Duo application: its own (stricter Duo-side policy) when configured, else the main one.
+    applications: {
+      admin:
+        env.DUO_ADMIN_APP_CLIENT_ID && env.DUO_ADMIN_APP_CLIENT_SECRET
+          ? { clientId: env.DUO_ADMIN_APP_CLIENT_ID, clientSecret: env.DUO_ADMIN_APP_CLIENT_SECRET }
+          : 'default',
+    },
   };
 }

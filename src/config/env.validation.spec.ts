@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { duoOptionsFromEnv } from './duo.config.js';
-import { EnvValidationError, validateEnv } from './env.validation.js';
+import { ENV_VARIABLES, EnvValidationError, validateEnv } from './env.validation.js';
 
 function readEnvExample(): Record<string, string> {
   const out: Record<string, string> = {};
@@ -320,5 +320,83 @@ describe('Duo Admin API credentials (issue 16 item 1)', () => {
       validateEnv({ ...VALID, ...ADMIN, DUO_ADMIN_API_HOST: 'http://127.0.0.1:4000' })
         .DUO_ADMIN_API_HOST,
     ).toBe('http://127.0.0.1:4000');
+  });
+});
+
+describe('the admin Duo application (DUO_ADMIN_APP_CLIENT_ID / DUO_ADMIN_APP_CLIENT_SECRET)', () => {
+  const ADMIN_ID = 'DIZYXWVUTSRQ98765432';
+  const ADMIN_SECRET = 'ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxw';
+
+  it('should map both to applications.admin, and neither to the alias admin: default', () => {
+    const both = validateEnv({
+      ...VALID,
+      DUO_ADMIN_APP_CLIENT_ID: ADMIN_ID,
+      DUO_ADMIN_APP_CLIENT_SECRET: ADMIN_SECRET,
+    });
+    expect(duoOptionsFromEnv(both).applications).toEqual({
+      admin: { clientId: ADMIN_ID, clientSecret: ADMIN_SECRET },
+    });
+    expect(duoOptionsFromEnv(validateEnv({ ...VALID })).applications).toEqual({
+      admin: 'default',
+    });
+  });
+
+  it.each([
+    ['only the id', { DUO_ADMIN_APP_CLIENT_ID: ADMIN_ID }, 'DUO_ADMIN_APP_CLIENT_SECRET'],
+    ['only the secret', { DUO_ADMIN_APP_CLIENT_SECRET: ADMIN_SECRET }, 'DUO_ADMIN_APP_CLIENT_ID'],
+  ])('should refuse %s, naming the missing one', (_name, set, missing) => {
+    const problems = problemsOf({ ...VALID, ...set });
+    expect(Object.keys(problems)).toEqual([missing]);
+    expect(problems[missing]).toMatch(/both, or neither/);
+  });
+
+  it('should check them like the main credentials and never echo the secret', () => {
+    const badSecret = 'short-secret-value';
+    const problems = problemsOf({
+      ...VALID,
+      DUO_ADMIN_APP_CLIENT_ID: ' DIZYXWVUTSRQ98765432',
+      DUO_ADMIN_APP_CLIENT_SECRET: badSecret,
+    });
+    expect(Object.keys(problems).sort()).toEqual([
+      'DUO_ADMIN_APP_CLIENT_ID',
+      'DUO_ADMIN_APP_CLIENT_SECRET',
+    ]);
+    expect(problems.DUO_ADMIN_APP_CLIENT_ID).toMatch(/leading or trailing spaces/);
+    expect(JSON.stringify(problems)).not.toContain(badSecret);
+    // The production placeholder rule applies too.
+    const production = problemsOf({
+      ...PRODUCTION,
+      DUO_ADMIN_APP_CLIENT_ID: ADMIN_ID,
+      DUO_ADMIN_APP_CLIENT_SECRET: 'X'.repeat(40),
+    });
+    expect(Object.keys(production)).toEqual(['DUO_ADMIN_APP_CLIENT_SECRET']);
+  });
+
+  it('should refuse the main application under the admin name', () => {
+    const problems = problemsOf({
+      ...VALID,
+      DUO_ADMIN_APP_CLIENT_ID: VALID.DUO_CLIENT_ID,
+      DUO_ADMIN_APP_CLIENT_SECRET: ADMIN_SECRET,
+    });
+    expect(Object.keys(problems)).toEqual(['DUO_ADMIN_APP_CLIENT_ID']);
+  });
+});
+
+describe('.env.example and the README', () => {
+  it('should list every variable the app reads (set, or commented out with an example)', () => {
+    const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const listed = new Set([...example.matchAll(/^(?:# ?)?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
+    expect(ENV_VARIABLES.filter((name) => !listed.has(name))).toEqual([]);
+  });
+
+  it("should describe every variable in the README's configuration table", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    // The first cell of each row names one variable or several (`HTTPS_PROXY`, `NO_PROXY`).
+    const inTable = new Set(
+      [...readme.matchAll(/^\| (`[A-Z][A-Z0-9_]+`(?:, `[A-Z][A-Z0-9_]+`)*) \|/gm)].flatMap((m) =>
+        [...m[1].matchAll(/`([A-Z0-9_]+)`/g)].map((n) => n[1]),
+      ),
+    );
+    expect(ENV_VARIABLES.filter((name) => !inTable.has(name))).toEqual([]);
   });
 });

@@ -52,6 +52,9 @@ export interface AppEnv {
   DUO_BUTTON_DISPLAY_NAME: string | undefined;
   DUO_BUTTON_CSS: string;
   DUO_SHOW_POWERED_BY: boolean;
+  /** A second Duo application (Web SDK) for /admin: both or none; none: /admin uses the main one. */
+  DUO_ADMIN_APP_CLIENT_ID: string | undefined;
+  DUO_ADMIN_APP_CLIENT_SECRET: string | undefined;
   /** Duo Admin API (authentication log reconcile): all three or none; none turns the feature off. */
   DUO_ADMIN_INTEGRATION_KEY: string | undefined;
   DUO_ADMIN_SECRET_KEY: string | undefined;
@@ -224,6 +227,27 @@ const url: Parser<string> = (raw, { production }) => {
   }
 };
 
+/** A Duo Client ID (DUO_CLIENT_ID, DUO_ADMIN_APP_CLIENT_ID). */
+const clientId: Parser<string> = (raw) =>
+  raw !== raw.trim()
+    ? invalid(PADDED)
+    : isValidClientId(raw)
+      ? raw
+      : invalid(DUO_MESSAGES.clientId);
+
+/** A Duo Client secret (DUO_CLIENT_SECRET, DUO_ADMIN_APP_CLIENT_SECRET); never echoed. */
+const clientSecret: Parser<string> = (raw, { production }) => {
+  if (raw !== raw.trim()) {
+    return invalid(PADDED);
+  }
+  if (!isValidClientSecret(raw)) {
+    return invalid(DUO_MESSAGES.clientSecret);
+  }
+  return production && PLACEHOLDER.test(raw)
+    ? invalid('is still a placeholder; set the real Client secret')
+    : raw.trim();
+};
+
 interface VarSpec<K extends keyof AppEnv> {
   parse: Parser<AppEnv[K]>;
   /** The default, or a function of the other (already parsed) values. Absent: the variable is required. */
@@ -266,26 +290,11 @@ const SCHEMA: Schema = {
     fallback: () => undefined,
   },
   DUO_CLIENT_ID: {
-    parse: (raw) =>
-      raw !== raw.trim()
-        ? invalid(PADDED)
-        : isValidClientId(raw)
-          ? raw
-          : invalid(DUO_MESSAGES.clientId),
+    parse: clientId,
     hint: 'the Client ID from the Duo Admin Panel (or from `npm run simulator`)',
   },
   DUO_CLIENT_SECRET: {
-    parse: (raw, { production }) => {
-      if (raw !== raw.trim()) {
-        return invalid(PADDED);
-      }
-      if (!isValidClientSecret(raw)) {
-        return invalid(DUO_MESSAGES.clientSecret);
-      }
-      return production && PLACEHOLDER.test(raw)
-        ? invalid('is still a placeholder; set the real Client secret')
-        : raw.trim();
-    },
+    parse: clientSecret,
     hint: 'the Client secret from the Duo Admin Panel (or from `npm run simulator`)',
   },
   DUO_API_HOST: {
@@ -334,6 +343,15 @@ const SCHEMA: Schema = {
   },
   DUO_BUTTON_CSS: { parse: text(8192), fallback: () => '' },
   DUO_SHOW_POWERED_BY: { parse: bool, fallback: () => false },
+  // The admin application's credentials: the main credentials' rules (never echoed).
+  DUO_ADMIN_APP_CLIENT_ID: {
+    parse: clientId,
+    fallback: () => undefined,
+  },
+  DUO_ADMIN_APP_CLIENT_SECRET: {
+    parse: clientSecret,
+    fallback: () => undefined,
+  },
   DUO_ADMIN_INTEGRATION_KEY: {
     parse: (raw) =>
       raw !== raw.trim()
@@ -535,6 +553,26 @@ export function validateEnv(raw: Raw): AppEnv {
         });
       }
     }
+  }
+  // The admin application's credentials come as a pair: one alone is a mistake, not "unset".
+  const adminApp = ['DUO_ADMIN_APP_CLIENT_ID', 'DUO_ADMIN_APP_CLIENT_SECRET'] as const;
+  const adminAppSet = adminApp.filter((name) => (raw[name] ?? '').trim() !== '');
+  if (adminAppSet.length === 1) {
+    const missing = adminApp.find((n) => n !== adminAppSet[0])!;
+    problems.push({
+      variable: missing,
+      message: `is required when ${adminAppSet[0]} is set (the admin Duo application needs both, or neither)`,
+    });
+  }
+  if (
+    out.DUO_ADMIN_APP_CLIENT_ID !== undefined &&
+    out.DUO_ADMIN_APP_CLIENT_ID === out.DUO_CLIENT_ID
+  ) {
+    problems.push({
+      variable: 'DUO_ADMIN_APP_CLIENT_ID',
+      message:
+        'must be another Duo application than DUO_CLIENT_ID (unset both to use the main one)',
+    });
   }
   // The Admin API credentials come as a set: a partial set is a mistake, not "feature off".
   const adminSet = DUO_ADMIN_ENV_VARIABLES.filter((name) => (raw[name] ?? '').trim() !== '');

@@ -8,9 +8,12 @@ import helmet from 'helmet';
 import { type DuoAuthEvent } from '@duo-nest/core';
 import {
   describeStrictFailure,
+  duoPageMessages,
   EventAggregator,
   messagePage,
   PAGE_CSP,
+  pageLanguage,
+  type DuoLocaleSettings,
   parseStrictForm,
   parseStrictParams,
   parseStrictQuery,
@@ -18,6 +21,7 @@ import {
   type DuoCsrfService,
   type StrictInputFailure,
 } from '@duo-nest/core/internal';
+import { refusalText, type RefusalText } from './refusal.i18n.js';
 
 /** Largest request body accepted (JSON or form); larger answers 413. */
 export const BODY_LIMIT = '16kb';
@@ -26,25 +30,50 @@ export const BODY_PARAMETER_LIMIT = 20;
 
 type Emit = (event: DuoAuthEvent) => Promise<void>;
 
-/** A refusal in the shape of the Duo library's: JSON {statusCode,error,message}, or a small HTML page. */
+/** Where the app keeps its pages' languages (DuoModule's `locales` and `locale`): `app.locals`. */
+export const PAGE_LANGUAGES = 'duoPageLanguages';
+
+/** Records the pages' languages for the refusals made before any route (see refuse). */
+export function setRefusalLanguages(
+  locals: Record<string, unknown>,
+  settings: DuoLocaleSettings,
+): void {
+  locals[PAGE_LANGUAGES] = { locales: settings.locales, locale: settings.locale };
+}
+
+function refusalLanguages(req: Request): DuoLocaleSettings {
+  const stored = (req.app?.locals as Record<string, unknown> | undefined)?.[PAGE_LANGUAGES];
+  return (stored as DuoLocaleSettings | undefined) ?? { locales: ['en'] };
+}
+
+/**
+ * A refusal in the shape of the Duo library's: JSON {statusCode,error,message} (the English
+ * `message`: the code is what clients read), or a small HTML page in the request's language
+ * (Accept-Language among the app's locales, `lang`/`dir` set), `text` saying it in that language.
+ */
 export function refuse(
   req: Request,
   res: Response,
   status: number,
   error: string,
   message: string,
+  text?: RefusalText,
 ): void {
   if (res.headersSent) {
     return;
   }
   res.setHeader('Cache-Control', 'no-store');
   if (req.accepts(['json', 'html']) === 'html') {
-    const title = status === 429 ? 'Too many attempts' : 'Request refused';
+    const language = pageLanguage(req, res, refusalLanguages(req));
+    const t = duoPageMessages(language.lang);
+    const title = status === 429 ? t.titleTooMany : t.titleRefused;
+    // English says the caller's own message; another language its catalogue's (English without one).
+    const localized = language.lang !== 'en' && text ? refusalText(language.lang, text) : message;
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res
       .status(status)
       .type('html')
-      .send(messagePage(title, message, '/'));
+      .send(messagePage(title, localized, '/', language));
     return;
   }
   res.status(status).json({ statusCode: status, error, message });
@@ -122,6 +151,8 @@ class StrictInputError extends Error {
     status = 400,
     /** What the sender is told (never the offending value). */
     readonly publicMessage?: string,
+    /** The same in the catalogue's terms, for pages in another language. */
+    readonly text?: RefusalText,
   ) {
     super(`strict input: ${failure}`);
     this.status = status;
@@ -154,7 +185,13 @@ export function strictQueryMiddleware(audit: RefusalAudit): RequestHandler {
       return;
     }
     void audit(req, parsed.failure, { field: 'query' }).finally(() =>
-      refuse(req, res, 400, 'invalid_request', describeStrictFailure(parsed)),
+      refuse(req, res, 400, 'invalid_request', describeStrictFailure(parsed), {
+        key: 'strict',
+        failure: parsed.failure,
+        where: 'address',
+        name: parsed.name,
+        times: parsed.times,
+      }),
     );
   };
 }
@@ -192,6 +229,9 @@ export function strictUrlencodedParser(options: {
             'unsupported_charset',
             415,
             'Send the form in UTF-8 (charset=utf-8)',
+            {
+              key: 'unsupportedCharset',
+            },
           ),
         );
         return;
@@ -204,6 +244,13 @@ export function strictUrlencodedParser(options: {
             parsed.failure,
             parsed.failure === 'too_many_params' ? 413 : 400,
             describeStrictFailure(parsed, 'The form'),
+            {
+              key: 'strict',
+              failure: parsed.failure,
+              where: 'form',
+              name: parsed.name,
+              times: parsed.times,
+            },
           ),
         );
         return;
@@ -247,6 +294,8 @@ export function bodyErrorHandler(audit: RefusalAudit): ErrorRequestHandler {
         status === 413 ? 'payload_too_large' : 'invalid_request',
         (err instanceof StrictInputError ? err.publicMessage : undefined) ??
           (status === 413 ? 'The request is too large' : 'The request body could not be read'),
+        (err instanceof StrictInputError ? err.text : undefined) ??
+          (status === 413 ? { key: 'tooLarge' } : { key: 'unreadable' }),
       ),
     );
   };
@@ -271,7 +320,9 @@ export function callbackMethodGuard(callbackPath: string, audit?: RefusalAudit):
     if (req.path === callbackPath && req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
       void (audit ? audit(req, 'method_not_allowed') : Promise.resolve()).finally(() =>
-        refuse(req, res, 405, 'method_not_allowed', 'Only GET is allowed here'),
+        refuse(req, res, 405, 'method_not_allowed', 'Only GET is allowed here', {
+          key: 'methodNotAllowed',
+        }),
       );
       return;
     }
@@ -325,6 +376,7 @@ export function csrfMiddleware(
         403,
         'csrf_failed',
         'This form expired or came from another site; reload the page and try again',
+        { key: 'csrf' },
       ),
     );
   };

@@ -185,3 +185,45 @@ describe('redirectGuard on a real Express server', () => {
     expect(await res.json()).toEqual({ ok: true });
   });
 });
+
+describe('redirectGuard: the refusal page in the pages languages', () => {
+  let server: Server;
+  let base: string;
+
+  beforeAll(async () => {
+    const app = express();
+    app.use(redirectGuard({ publicUrl: PUBLIC_URL, languages: { locales: ['en', 'de', 'ar'] } }));
+    app.get('/redirect', (_req: Request, res: Response) => {
+      res.redirect(302, 'https://evil.example/');
+    });
+    await new Promise<void>((resolve) => {
+      server = app.listen(0, '127.0.0.1', () => resolve());
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it.each([
+    ['de-DE,de;q=0.9', 'de', '<html lang="de">', 'Weiterleitung abgelehnt'],
+    ['en-US', 'en', '<html lang="en">', 'Redirect refused'],
+    // Arabic has no refusal texts: English, laid out right to left as the other pages.
+    ['ar', 'ar', '<html lang="ar" dir="rtl">', 'Redirect refused'],
+    ['fr', 'en', '<html lang="en">', 'Redirect refused'],
+  ])('Accept-Language %s: a %s page', async (header, lang, htmlTag, title) => {
+    const res = await fetch(`${base}/redirect`, {
+      redirect: 'manual',
+      headers: { 'accept-language': header },
+    });
+    const body = await res.text();
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(res.headers.get('content-language')).toBe(lang);
+    expect(res.headers.get('vary')).toMatch(/Accept-Language/);
+    expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(body));
+    expect(body).toContain(htmlTag);
+    expect(body).toContain(`<h1>${title}</h1>`);
+    expect(body).not.toContain('evil');
+  });
+});

@@ -1,5 +1,12 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import {
+  duoPageMessages,
+  escapeHtml,
+  resolveLocale,
+  type DuoLocaleSettings,
+} from '@duo-nest/core/internal';
+import { refusalMessages } from './refusal.i18n.js';
 
 /** What a refused redirect is reported with: never the Location itself. */
 export interface RefusedRedirect {
@@ -16,15 +23,30 @@ export interface RedirectGuardOptions {
   allowedOrigins?: readonly string[];
   /** Called once per refused redirect. */
   onRefused?: (info: RefusedRedirect) => void;
+  /** The pages' languages (DuoModule's locales and locale): the refusal page's language. @default English */
+  languages?: DuoLocaleSettings;
 }
 
 /** The status and page sent instead of a refused redirect (no Location header). */
 export const REDIRECT_REFUSED_STATUS = 400;
-const REFUSED_PAGE = Buffer.from(
-  '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Redirect refused</title>' +
-    '</head><body><h1>Redirect refused</h1><p>The page tried to send you to another site. ' +
-    '<a href="/">Start again</a>.</p></body></html>',
-);
+const REFUSED_PAGES = new Map<string, Buffer>();
+
+/** The refusal page in `lang` (built once per language; no value of the request is in it). */
+export function redirectRefusedPage(lang: string): Buffer {
+  let body = REFUSED_PAGES.get(lang);
+  if (!body) {
+    const t = refusalMessages(lang);
+    // As the other pages: a language without refusal texts (ar) keeps its lang and dir, English text.
+    const dir = duoPageMessages(lang).dir === 'rtl' ? ' dir="rtl"' : '';
+    body = Buffer.from(
+      `<!doctype html><html lang="${escapeHtml(lang)}"${dir}><head><meta charset="utf-8"><title>${escapeHtml(t.redirectTitle)}</title>` +
+        `</head><body><h1>${escapeHtml(t.redirectTitle)}</h1><p>${escapeHtml(t.redirectMessage)} ` +
+        `<a href="/">${escapeHtml(t.startAgain)}</a>.</p></body></html>`,
+    );
+    REFUSED_PAGES.set(lang, body);
+  }
+  return body;
+}
 
 /** The exact origins a redirect may reach: the app's own, plus the listed ones. */
 export function allowedRedirectOrigins(
@@ -108,7 +130,7 @@ const DROPPED_ON_REFUSAL = new Set(['location', 'content-length', 'content-type'
 export function redirectGuard(options: RedirectGuardOptions) {
   const allowed = allowedRedirectOrigins(options.publicUrl, options.allowedOrigins);
   return (req: Request, res: Response, next: NextFunction): void => {
-    guardResponse(res, req, options.publicUrl, allowed, options.onRefused);
+    guardResponse(res, req, options.publicUrl, allowed, options.onRefused, options.languages);
     next();
   };
 }
@@ -119,12 +141,14 @@ function guardResponse(
   publicUrl: string,
   allowed: ReadonlySet<string>,
   onRefused: RedirectGuardOptions['onRefused'],
+  languages: DuoLocaleSettings = { locales: ['en'] },
 ): void {
   const raw = res as unknown as ServerResponse;
   const writeHead = raw.writeHead.bind(raw) as (...args: unknown[]) => ServerResponse;
   const write = raw.write.bind(raw) as (...args: unknown[]) => boolean;
   const end = raw.end.bind(raw) as (...args: unknown[]) => ServerResponse;
   let refused = false;
+  let refusedPage = redirectRefusedPage('en');
 
   /** Checks the answer about to be sent; on an off-site redirect switches it to the refusal. */
   const inspect = (status: number, headers?: Headers): boolean => {
@@ -149,8 +173,16 @@ function guardResponse(
       raw.removeHeader(name);
     }
     raw.statusCode = REDIRECT_REFUSED_STATUS;
+    // In the request's language, among the app's (only those with a built-in page are offered).
+    const lang = resolveLocale(req, languages);
+    refusedPage = redirectRefusedPage(lang);
+    raw.setHeader('Content-Language', lang);
+    if (typeof languages.locale !== 'string') {
+      const vary = raw.getHeader('vary');
+      raw.setHeader('Vary', vary ? `${String(vary)}, Accept-Language` : 'Accept-Language');
+    }
     raw.setHeader('Content-Type', 'text/html; charset=utf-8');
-    raw.setHeader('Content-Length', REFUSED_PAGE.length);
+    raw.setHeader('Content-Length', refusedPage.length);
     raw.setHeader('Cache-Control', 'no-store');
     raw.setHeader('Content-Security-Policy', "default-src 'none'");
     onRefused?.({
@@ -182,7 +214,7 @@ function guardResponse(
   raw.end = function guardedEnd(this: ServerResponse, ...args: unknown[]) {
     if ((!raw.headersSent && inspect(raw.statusCode)) || refused) {
       const callback = args.find((a) => typeof a === 'function');
-      return callback ? end(REFUSED_PAGE, callback) : end(REFUSED_PAGE);
+      return callback ? end(refusedPage, callback) : end(refusedPage);
     }
     return end(...args);
   } as ServerResponse['end'];
@@ -196,10 +228,12 @@ export function appRedirectGuard(
   publicUrl: string,
   duoApiOrigin: string,
   logger: { write(level: 'warn', msg: string, fields: Record<string, string | number>): void },
+  languages?: DuoLocaleSettings,
 ) {
   return redirectGuard({
     publicUrl,
     allowedOrigins: [duoApiOrigin],
+    languages,
     onRefused: ({ status, method, path }) =>
       logger.write('warn', 'off-site redirect refused', {
         context: 'RedirectGuard',

@@ -2,6 +2,7 @@ import { ConfigService } from '@nestjs/config';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import express, { type Request } from 'express';
 import type { DestinationStream } from 'pino';
+import { DuoApplications } from '@duo-nest/core';
 import {
   clientIpOf,
   DUO_OPTIONS,
@@ -18,6 +19,7 @@ import {
   csrfMiddleware,
   refusalAudit,
   securityHeaders,
+  setRefusalLanguages,
   strictQueryMiddleware,
   strictQueryParser,
   strictUrlencodedParser,
@@ -84,7 +86,12 @@ export function applySecurity(
   // CsrfService).
   app.set('query parser', strictQueryParser);
   app.use(requestIdMiddleware);
-  app.use(appRedirectGuard(config.getOrThrow<string>('PUBLIC_URL'), duo.apiOrigin, logger));
+  // The refusals made before any route answer in the pages' languages (DuoModule's locales).
+  setRefusalLanguages(
+    (app.getHttpAdapter().getInstance() as { locals: Record<string, unknown> }).locals,
+    duo,
+  );
+  app.use(appRedirectGuard(config.getOrThrow<string>('PUBLIC_URL'), duo.apiOrigin, logger, duo));
   app.use(accessLogMiddleware(logger));
   app.use(...securityHeaders(config.getOrThrow<string>('PUBLIC_URL').startsWith('https://')));
   // Before the cookies, CSRF and the guards: the icon is public and the same for everyone.
@@ -99,7 +106,14 @@ export function applySecurity(
   // The sign-on start (POST /login, DuoStartGuard) is checked by the Duo library itself, after
   // its per-IP cap; the library also caps starts per username and callbacks per IP (DuoModule's
   // `limits`, from RATE_LIMIT_*). Every other state-changing route is checked here, with the
-  // library's token service: one cookie and one token for every form.
-  app.use(csrfMiddleware(app.get(DuoCsrfService), emit, [SIGN_ON_START_PATH]));
+  // library's token service: one cookie and one token for every form. The step-up start (POST
+  // /auth/duo/step-up) is the library's too: it checks the token after its per-IP cap, and a
+  // token checked here first would be spent (verify removes it from the body).
+  app.use(
+    csrfMiddleware(app.get(DuoCsrfService), emit, [
+      SIGN_ON_START_PATH,
+      app.get(DuoApplications).config.stepUpPath,
+    ]),
+  );
   return logger;
 }
