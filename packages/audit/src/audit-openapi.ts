@@ -52,6 +52,24 @@ const ID_PARAMETER = {
   schema: { type: 'string', format: 'uuid' },
 };
 
+const USERNAME_PARAMETER = {
+  name: 'username',
+  in: 'path',
+  required: true,
+  description: 'The user (the name Duo was asked about)',
+  schema: { type: 'string', minLength: 1, maxLength: 255 },
+};
+
+const HANDLE_PARAMETER = {
+  name: 'handle',
+  in: 'path',
+  required: true,
+  description: 'A session handle from the listing (a hash of the session id, never the id)',
+  schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
+};
+
+const COUNT_SCHEMA = { type: 'object', properties: { revoked: { type: 'integer' } } };
+
 const json = (schema: Record<string, unknown>) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const html = { 'text/html': { schema: { type: 'string' } } };
@@ -224,6 +242,89 @@ export const AUDIT_OPENAPI = {
           '400': { description: 'Not a UUID', content: html },
           '403': ERRORS['403'],
           '404': { description: 'No event has this id', content: html },
+        },
+      },
+    },
+    '/audit/users/{username}/sessions': {
+      get: {
+        operationId: 'auditUserSessions',
+        summary:
+          "A user's live sessions: created, last seen, IP, factor, application, and an opaque handle (never the session id)",
+        parameters: [USERNAME_PARAMETER],
+        responses: {
+          '200': {
+            description: 'The sessions',
+            content: json({
+              type: 'object',
+              properties: {
+                username: { type: 'string' },
+                sessions: { type: 'array', items: { type: 'object' } },
+              },
+            }),
+          },
+          ...ERRORS,
+        },
+      },
+    },
+    '/audit/users/{username}/sessions/{handle}/revoke': {
+      post: {
+        operationId: 'auditRevokeSession',
+        summary: 'Ends one session of the user (audited as session_revoked); needs the CSRF token',
+        parameters: [USERNAME_PARAMETER, HANDLE_PARAMETER],
+        responses: {
+          '200': { description: 'Revoked', content: json(COUNT_SCHEMA) },
+          '303': { description: 'A form post: back to the sessions page' },
+          ...ERRORS,
+          '404': {
+            description: 'The user has no live session with this handle',
+            content: json(ref('Error')),
+          },
+        },
+      },
+    },
+    '/audit/users/{username}/sessions/revoke-all': {
+      post: {
+        operationId: 'auditRevokeAllSessions',
+        summary: 'Ends every session of the user on every instance; needs the CSRF token',
+        parameters: [USERNAME_PARAMETER],
+        responses: {
+          '200': { description: 'How many were revoked', content: json(COUNT_SCHEMA) },
+          '303': { description: 'A form post: back to the sessions page' },
+          ...ERRORS,
+        },
+      },
+    },
+    '/audit/users/{username}/compromised': {
+      post: {
+        operationId: 'auditMarkCompromised',
+        summary:
+          'Marks the user compromised: every session ends on every instance (audited as user_marked_compromised); needs the CSRF token',
+        parameters: [USERNAME_PARAMETER],
+        responses: {
+          '200': {
+            description: 'Marked, and how many sessions were revoked',
+            content: json({
+              type: 'object',
+              properties: { compromised: { const: true }, revoked: { type: 'integer' } },
+            }),
+          },
+          '303': { description: 'A form post: back to the sessions page' },
+          ...ERRORS,
+        },
+      },
+    },
+    '/audit/sessions': {
+      get: {
+        operationId: 'auditSessionsPage',
+        summary: "The page of a user's live sessions, with revoke and compromised buttons",
+        parameters: [
+          query('username', 'The user whose sessions to show', { type: 'string' }),
+          query('done', 'The notice after an action', { type: 'string' }),
+        ],
+        responses: {
+          '200': { description: 'HTML page', content: html },
+          '400': { description: 'The page with the parameter problem shown', content: html },
+          '403': ERRORS['403'],
         },
       },
     },
