@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuoConfigError, DuoModule } from '@duo-nest/core';
 import { normalizeDuoModuleOptions } from '@duo-nest/core/internal';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
+import type { RunningSimulator } from '@duo-nest/simulator';
 import { validateEnv } from '../src/config/env.validation.js';
 import {
   Browser,
@@ -11,6 +11,7 @@ import {
   startApp,
   type RunningApp,
 } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { auditEvents, uniqueUser } from './support/duo-flow.js';
 
 // Item 1 of [reach]: a single-page front end starts the sign-on with fetch (JSON), sends the
@@ -18,19 +19,19 @@ import { auditEvents, uniqueUser } from './support/duo-flow.js';
 // and reads the session from GET /api/session. Real app, real simulator over HTTP.
 let sim: RunningSimulator;
 let app: RunningApp; // DUO_FRONTEND_URL=/app/
+let booted: SimAndApp;
 let plain: RunningApp; // no front end configured
 const JSON_HEADERS = { accept: 'application/json', 'content-type': 'application/json' };
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({ ...simulatorEnv(sim), DUO_FRONTEND_URL: '/app/' });
+  booted = await startSimAndApp({ env: { DUO_FRONTEND_URL: '/app/' } });
+  ({ sim, app } = booted);
   plain = await startApp(simulatorEnv(sim));
 }, 30_000);
 
 afterAll(async () => {
-  await app?.close();
   await plain?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 /** What a front end does first: GET /api/csrf (sets the CSRF cookie, gives the token). */

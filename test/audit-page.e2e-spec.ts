@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { AuditRepository, type AuditEventType } from '@duo-nest/audit';
 import type { DuoAuthContext } from '@duo-nest/core';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { launchChromium, screenshotter } from './support/browser.js';
 
 // The audit page in a real browser (Debian's Chromium): alice signs on through the simulator's
@@ -13,6 +14,7 @@ jest.setTimeout(30_000);
 
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let browser: Browser;
 let page: Page;
 const shot = screenshotter('audit-page');
@@ -53,11 +55,8 @@ async function bars(p: Page): Promise<{ count: number; cls: string | null }[]> {
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0 });
-  app = await startApp({
-    ...simulatorEnv(sim),
-    AUDIT_ADMIN_USERS: 'alice',
-  });
+  booted = await startSimAndApp({ sim: { auto: undefined }, env: { AUDIT_ADMIN_USERS: 'alice' } });
+  ({ sim, app } = booted);
   const repo = app.app.get(AuditRepository);
   for (const s of SEEDS) {
     await repo.append(
@@ -96,8 +95,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 describe('audit page in Chromium', () => {

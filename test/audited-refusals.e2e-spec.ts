@@ -3,8 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jes
 import { type PendingLoginStore } from '@duo-nest/core';
 import { DUO_PENDING_LOGIN_STORE } from '@duo-nest/core/internal';
 import { DuoStoreError } from '../packages/core/src/stores/store.errors.js';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
+import { Browser, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -18,8 +18,8 @@ import {
 // username is recorded by length and keyed hash, never raw; a forwarded address that is not an IP
 // falls back to the socket's.
 const SESSION_SECRET = 'test-session-secret-0123456789abcdefghij';
-let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let nextIp = 1;
 
 function freshIp(): string {
@@ -28,15 +28,14 @@ function freshIp(): string {
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({ ...simulatorEnv(sim), TRUST_PROXY: '1' });
+  booted = await startSimAndApp({ env: { TRUST_PROXY: '1' } });
+  ({ app } = booted);
 });
 afterEach(() => {
   jest.restoreAllMocks();
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 describe('forwarded client addresses that are not IPs (TRUST_PROXY=1)', () => {

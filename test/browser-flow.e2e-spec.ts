@@ -1,14 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { DuoFlowService } from '@duo-nest/core/internal';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
+import type { RunningSimulator } from '@duo-nest/simulator';
 import { startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
 import { launchChromium, screenshotter } from './support/browser.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 
 // The seed's flow in a real browser (Debian's Chromium): sign-on form, the simulator's Universal
 // Prompt look-alike, and "Sign on complete". Screenshots: test-output/screenshots/browser-flow/.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let buttonApp: RunningApp;
 let browser: Browser;
 const shot = screenshotter('browser-flow');
@@ -20,13 +22,11 @@ async function clickTo(page: Page, selector: string, to: (u: URL) => boolean): P
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0 });
-  const duo = {
-    ...simulatorEnv(sim),
-  };
-  app = await startApp(duo);
+  // auto: undefined: the simulator serves its prompt page, which the browser clicks through.
+  booted = await startSimAndApp({ sim: { auto: undefined } });
+  ({ sim, app } = booted);
   buttonApp = await startApp({
-    ...duo,
+    ...simulatorEnv(sim),
     DUO_SKIP_BUTTON_PRESS: 'false',
     DUO_BUTTON_DISPLAY_NAME: 'Continue with Duo',
     DUO_BUTTON_CSS: '.duo-button{background:rgb(10, 20, 30)}',
@@ -37,9 +37,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
   await buttonApp?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 async function signOn(base: string, username: string) {

@@ -5,14 +5,9 @@ import {
   DUO_SESSION_STORE,
   DuoFlowService,
 } from '@duo-nest/core/internal';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import {
-  Browser,
-  location,
-  startApp,
-  type RunningApp,
-  simulatorEnv,
-} from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { Browser, location, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -31,23 +26,24 @@ const ABSOLUTE_MS = 180_000;
 
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-    ...NO_RATE_LIMITS,
-    DUO_PENDING_TTL_MS: String(PENDING_TTL_MS),
-    SESSION_IDLE_TIMEOUT_MS: String(IDLE_MS),
-    SESSION_ABSOLUTE_TIMEOUT_MS: String(ABSOLUTE_MS),
+  booted = await startSimAndApp({
+    env: {
+      ...NO_RATE_LIMITS,
+      DUO_PENDING_TTL_MS: String(PENDING_TTL_MS),
+      SESSION_IDLE_TIMEOUT_MS: String(IDLE_MS),
+      SESSION_ABSOLUTE_TIMEOUT_MS: String(ABSOLUTE_MS),
+    },
   });
+  ({ sim, app } = booted);
 });
 afterEach(() => {
   jest.restoreAllMocks();
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 /** Runs the app's session lookups `offset()` ms in the future (the store's own clock argument). */

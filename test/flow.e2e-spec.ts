@@ -1,27 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '@duo-nest/audit';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import {
-  Browser,
-  location,
-  startApp,
-  type RunningApp,
-  simulatorEnv,
-} from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { Browser, location, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 
 // The seed's sign-on flow over real HTTP: the app and the simulator, each on its own port.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-  });
+  booted = await startSimAndApp();
+  ({ sim, app } = booted);
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 /** Sign-on up to Duo's redirect back: returns the callback URL Duo sent the browser to. */

@@ -3,8 +3,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import { Browser, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 
 // Issue 6 part 6: at least 10,000 generated sign-on and callback requests (random, malformed and
 // oversized parameters, duplicated and nested keys, odd encodings, bad methods and content types)
@@ -16,23 +16,20 @@ const RAW = 300; // of which sent over a raw socket (bytes fetch would refuse to
 const CONCURRENCY = 16;
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 
-let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let cookie = '';
 let token = '';
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-  });
+  booted = await startSimAndApp();
+  ({ app } = booted);
   const browser = new Browser();
   token = await browser.csrfToken(app.url);
   cookie = [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 /** A real collection before each heap reading (Jest hides --expose-gc; this turns it on). */

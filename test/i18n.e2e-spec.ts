@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser as Chromium } from 'playwright-core';
 import { negotiateLocale, PAGE_CSP, pageCsp } from '@duo-nest/core/internal';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
+import type { RunningSimulator } from '@duo-nest/simulator';
 import {
   Browser,
   location,
@@ -11,12 +11,14 @@ import {
 } from './support/app-harness.js';
 import { postLikeBrowser, signOn, uniqueUser } from './support/duo-flow.js';
 import { launchChromium, screenshotter } from './support/browser.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 
 // Item 3 of [reach]: the app's pages (sign-on form, button page, message/error page, result page)
 // in English, German and (partial, right-to-left) Arabic, chosen by Accept-Language or fixed by
 // APP_LOCALE, through HTTP; one page in Chromium.
 let sim: RunningSimulator;
 let app: RunningApp; // button page, catalogue button text, locales en,de,ar
+let booted: SimAndApp;
 let branded: RunningApp; // the app's own button text and CSS
 let fixed: RunningApp; // APP_LOCALE=de
 let direct: RunningApp; // straight to Duo (no button page), locales en,de,ar
@@ -25,9 +27,11 @@ const shot = screenshotter('i18n');
 jest.setTimeout(30_000);
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
+  booted = await startSimAndApp({
+    env: { DUO_SKIP_BUTTON_PRESS: 'false', APP_LOCALES: 'en,de,ar' },
+  });
+  ({ sim, app } = booted);
   const env = { ...simulatorEnv(sim), DUO_SKIP_BUTTON_PRESS: 'false', APP_LOCALES: 'en,de,ar' };
-  app = await startApp(env);
   branded = await startApp({
     ...env,
     DUO_BUTTON_DISPLAY_NAME: 'Weiter mit ACME',
@@ -40,11 +44,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await chromium?.close();
-  await app?.close();
   await branded?.close();
   await fixed?.close();
   await direct?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 interface Expectation {

@@ -1,27 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser } from 'playwright-core';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, simulatorEnv, type RunningApp } from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { type RunningApp } from './support/app-harness.js';
 import { launchChromium, screenshotter } from './support/browser.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 
 // The policy refusal page in Debian's Chromium: a bypass user at /admin reads why, and its link
 // leads to the sign-on form that returns to /admin. Screenshots: test-output/screenshots/mfa-policy/.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let browser: Browser;
 const shot = screenshotter('mfa-policy');
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
+  booted = await startSimAndApp();
+  ({ sim, app } = booted);
   sim.control.setUsers([{ username: 'bypass-admin', status: 'bypass', groups: ['admins'] }]);
-  app = await startApp(simulatorEnv(sim));
   browser = await launchChromium();
 }, 30_000);
 
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 describe('policy refusal page in Chromium', () => {

@@ -1,13 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
+import type { RunningSimulator } from '@duo-nest/simulator';
 import type { DuoAuthEvent } from '@duo-nest/core';
-import {
-  Browser,
-  location,
-  startApp,
-  simulatorEnv,
-  type RunningApp,
-} from './support/app-harness.js';
+import { Browser, location, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { auditEvents, JSON_ACCEPT, signOn, uniqueUser } from './support/duo-flow.js';
 import { bootTestApp, postForm, simulatorOptions, throughDuo, type TestApp } from './apps/boot.js';
 import { MfaPolicyAppModule } from './apps/mfa-policy/app.module.js';
@@ -16,6 +11,7 @@ import { MfaPolicyAppModule } from './apps/mfa-policy/app.module.js';
 // DuoModule's module-wide policy, both against the simulator (its bypass user, scripted factors).
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let strict: TestApp;
 
 /** The simulator's /__sim control API, as a test outside its process would use it. */
@@ -30,8 +26,8 @@ async function simControl(path: string, body: unknown): Promise<void> {
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({ ...simulatorEnv(sim) });
+  booted = await startSimAndApp();
+  ({ sim, app } = booted);
   strict = await bootTestApp((url, onEvent) =>
     MfaPolicyAppModule.register({
       ...simulatorOptions(sim, url),
@@ -42,8 +38,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await strict?.close();
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 async function signedOn(username: string): Promise<Browser> {

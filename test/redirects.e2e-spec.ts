@@ -1,29 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuditRepository } from '@duo-nest/audit';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import {
-  Browser,
-  location,
-  startApp,
-  type RunningApp,
-  simulatorEnv,
-} from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { Browser, location, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { JSON_ACCEPT } from './support/duo-flow.js';
 
 // Case family RDR (security-cases.md §2.3): redirect handling and callback parameters, over HTTP
 // against the real app and the simulator. The default page after sign-on is /result.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-  });
+  booted = await startSimAndApp();
+  ({ sim, app } = booted);
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 /** Start → Duo (auto allow) → the callback URL Duo sends the browser to. */

@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  DUO_OPTIONS,
-  DuoSessionService,
-  type NormalizedDuoModuleOptions,
-} from '@duo-nest/core/internal';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import { DuoSessionService } from '@duo-nest/core/internal';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { Browser, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -20,21 +17,15 @@ import {
 // 'unavailable', never a 500, and never let anyone in.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-    REDIS_URL: 'redis://127.0.0.1:1',
-    ...NO_RATE_LIMITS,
-  });
+  booted = await startSimAndApp({ env: { REDIS_URL: 'redis://127.0.0.1:1', ...NO_RATE_LIMITS } });
+  ({ sim, app } = booted);
 });
 afterAll(async () => {
-  // The app does not own the Redis connection (app.module creates it): stop its reconnect loop.
-  const redis = app?.app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS).redis;
-  await app?.close();
-  redis?.disconnect();
-  await sim?.close();
+  // The fixture also stops the reconnect loop of the Redis connection app.module created.
+  await booted?.close();
 });
 
 /** A browser holding a correctly signed session cookie (the store is the only thing missing). */

@@ -9,34 +9,24 @@ import {
   type NormalizedDuoModuleOptions,
 } from '@duo-nest/core/internal';
 import { DUO_PUBLIC } from '../packages/core/src/duo.decorators.js';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import {
-  Browser,
-  location,
-  startApp,
-  type RunningApp,
-  simulatorEnv,
-} from './support/app-harness.js';
+import { Browser, location, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { auditEvents, JSON_ACCEPT, NO_RATE_LIMITS, signOn } from './support/duo-flow.js';
 
 // Guards (issue part 4): every route of the running app is either @Public() or behind the global
 // MfaGuard; step-up freshness and Duo groups on the reference app's demo routes.
-let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-    ...NO_RATE_LIMITS,
-  });
+  booted = await startSimAndApp({ env: { ...NO_RATE_LIMITS } });
+  ({ app } = booted);
 });
 afterEach(() => {
   jest.restoreAllMocks();
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { Browser as Chromium, Page } from 'playwright-core';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, startApp, type RunningApp, simulatorEnv } from './support/app-harness.js';
+import { Browser, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { launchChromium, screenshotter } from './support/browser.js';
 import {
   auditEvents,
@@ -14,8 +14,8 @@ import {
 // The audit page's session buttons (issue 14 item 3) in Debian's Chromium: an admin finds a
 // user's sessions from the audit page, revokes one, then marks the user compromised.
 const ADMIN = `pageadmin-${process.pid}`;
-let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let chromium: Chromium;
 let page: Page;
 const shot = screenshotter('session-control');
@@ -31,8 +31,8 @@ async function clickTo(p: Page, selector: string, to: (u: URL) => boolean): Prom
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({ ...simulatorEnv(sim), ...NO_RATE_LIMITS, AUDIT_ADMIN_USERS: ADMIN });
+  booted = await startSimAndApp({ env: { ...NO_RATE_LIMITS, AUDIT_ADMIN_USERS: ADMIN } });
+  ({ app } = booted);
   chromium = await launchChromium();
   page = await chromium.newPage();
   await page.goto(`${app.url}/`);
@@ -42,8 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await chromium?.close();
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 it('should revoke one session and then every session from the page buttons', async () => {

@@ -3,8 +3,9 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { startApp, simulatorEnv, type RunningApp } from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { launchChromium, screenshotter } from './support/browser.js';
 
 // Item 1 of [reach] in Chromium: the README's front end (test/fixtures/spa: index.html + app.js)
@@ -18,6 +19,7 @@ const FILES: Record<string, { type: string; body: Buffer }> = {
 
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let frontDoor: Server;
 let origin: string;
 let backendPort = 0;
@@ -57,21 +59,22 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => frontDoor.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(frontDoor.address() as AddressInfo).port}`;
-  sim = await startSimulator({ port: 0, errorRedirectOnDeny: true });
-  app = await startApp({
-    ...simulatorEnv(sim),
-    PUBLIC_URL: origin,
-    DUO_REDIRECT_URI: `${origin}/auth/duo/callback`,
-    DUO_FRONTEND_URL: `${origin}/app/`,
+  booted = await startSimAndApp({
+    sim: { errorRedirectOnDeny: true, auto: undefined },
+    env: {
+      PUBLIC_URL: origin,
+      DUO_REDIRECT_URI: `${origin}/auth/duo/callback`,
+      DUO_FRONTEND_URL: `${origin}/app/`,
+    },
   });
+  ({ sim, app } = booted);
   backendPort = Number(new URL(app.url).port);
   browser = await launchChromium();
 }, 30_000);
 
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
   frontDoor?.closeAllConnections();
   await new Promise<void>((resolve) => (frontDoor ? frontDoor.close(() => resolve()) : resolve()));
 });

@@ -1,19 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import {
-  DUO_OPTIONS,
-  DuoSessionService,
-  type NormalizedDuoModuleOptions,
-} from '@duo-nest/core/internal';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import {
-  Browser,
-  location,
-  simulatorEnv,
-  startApp,
-  type RunningApp,
-} from './support/app-harness.js';
+import { DuoSessionService } from '@duo-nest/core/internal';
+import { Browser, location, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -30,25 +20,19 @@ import {
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `test:store-records:${randomBytes(6).toString('hex')}:`;
 
-let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let redis: Redis;
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({
-    ...simulatorEnv(sim),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: PREFIX,
-    ...NO_RATE_LIMITS,
+  booted = await startSimAndApp({
+    env: { REDIS_URL, REDIS_KEY_PREFIX: PREFIX, ...NO_RATE_LIMITS },
   });
+  ({ app } = booted);
   redis = new Redis(REDIS_URL);
 });
 afterAll(async () => {
-  const appRedis = app?.app.get<NormalizedDuoModuleOptions>(DUO_OPTIONS).redis;
-  await app?.close();
-  appRedis?.disconnect();
-  await sim?.close();
+  await booted?.close();
   const keys = await redis.keys(`${PREFIX}*`);
   if (keys.length > 0) {
     await redis.del(...keys);

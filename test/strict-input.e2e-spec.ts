@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { Browser, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import { auditEvents, JSON_ACCEPT, sessionCookies } from './support/duo-flow.js';
 
 // Issue 11 item 3: one strict decoder for every parameter of every route (query, urlencoded body,
@@ -8,6 +9,7 @@ import { auditEvents, JSON_ACCEPT, sessionCookies } from './support/duo-flow.js'
 // event, and never a pending login, a Duo call or a session.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let nextIp = 1;
 
 /** Each case comes from its own (forwarded) address, so the per-source folding keeps one row each. */
@@ -17,12 +19,11 @@ function freshIp(): string {
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({ ...simulatorEnv(sim), TRUST_PROXY: '1' });
+  booted = await startSimAndApp({ env: { TRUST_PROXY: '1' } });
+  ({ sim, app } = booted);
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 function duoCalls(): number {

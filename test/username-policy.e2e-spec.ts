@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startSimulator, type RunningSimulator } from '@duo-nest/simulator';
-import { Browser, simulatorEnv, startApp, type RunningApp } from './support/app-harness.js';
+import type { RunningSimulator } from '@duo-nest/simulator';
+import { Browser, type RunningApp } from './support/app-harness.js';
+import { startSimAndApp, type SimAndApp } from './support/sim-and-app.js';
 import {
   auditEvents,
   JSON_ACCEPT,
@@ -14,6 +15,7 @@ import {
 // a pending login or a session, and never stores the name itself.
 let sim: RunningSimulator;
 let app: RunningApp;
+let booted: SimAndApp;
 let nextIp = 1;
 
 function freshIp(): string {
@@ -22,12 +24,11 @@ function freshIp(): string {
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, auto: 'allow' });
-  app = await startApp({ ...simulatorEnv(sim), TRUST_PROXY: '1' });
+  booted = await startSimAndApp({ env: { TRUST_PROXY: '1' } });
+  ({ sim, app } = booted);
 });
 afterAll(async () => {
-  await app?.close();
-  await sim?.close();
+  await booted?.close();
 });
 
 function duoCalls(): number {

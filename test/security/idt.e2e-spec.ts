@@ -3,7 +3,7 @@
  * HTTP. Duo is the in-process simulator; where it has a fault switch for the malformation it is used
  * (bad_signature, alg_none, wrong_alg_hs256, wrong_aud, aud_array, wrong_nonce, missing_nonce,
  * just_inside_leeway, case_changed_username, missing_id_token, bad_token_type...). Every other token
- * is crafted by a transparent proxy between the app and the simulator (test/security/support.ts):
+ * is crafted by a transparent proxy between the app and the simulator (test/support/security-stack.ts):
  * it takes the simulator's genuine answer (so nonce, username and auth_context are the live ones)
  * and replaces the id_token with a hand-built JWS, signed with the client secret unless the case
  * says otherwise. Each failing case also asserts the "expect nothing" side (IDT-45).
