@@ -10,7 +10,7 @@ import { DuoHttpException } from './duo-http.exception.js';
 import type { NormalizedDuoModuleOptions } from './duo-module-options.js';
 import { sanitizeReturnTo } from './duo-module-options.js';
 import { duoPageMessages, fillTemplate, pageLanguage } from './duo-i18n.js';
-import { escapeHtml, page, PAGE_CSP } from './duo-pages.js';
+import { escapeHtml, page, pageCsp } from './duo-pages.js';
 import { DuoSessionService } from './duo-session.service.js';
 import { DuoSignOnProtection } from './duo-sign-on-protection.service.js';
 import { InjectDuoOptions } from './duo.tokens.js';
@@ -83,6 +83,9 @@ export class DuoStepUpRoute implements OnModuleInit {
     const query = req.query as Record<string, unknown>;
     const form = this.form(query, Object.keys(query));
     await this.currentSession(req);
+    // The form's answer redirects to this application's Duo, and Chromium applies form-action to
+    // that redirect: the page's CSP names its origin (an unknown application is refused here).
+    const { client } = await this.applications.get(form.application, req);
     const fields = this.options.csrf === false ? '' : this.csrf.formFields(req, res).html;
     // In the request's language (DuoModule's locales), as the library's other pages.
     const language = pageLanguage(req, res, this.options);
@@ -93,7 +96,7 @@ export class DuoStepUpRoute implements OnModuleInit {
       escapeHtml,
     );
     res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.setHeader('Content-Security-Policy', pageCsp(client.options.apiOrigin));
     res
       .status(200)
       .type('html')
