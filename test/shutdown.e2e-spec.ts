@@ -149,5 +149,5 @@ describe('graceful shutdown on SIGTERM', () => {
     const { code, signal } = await exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(output).not.toContain(sim.clientSecret);
-  });
+  }, 30_000); // a whole app process boots, signs on and drains: over Jest's 5 s under load
 });
