@@ -69,7 +69,6 @@ export class DuoExceptionFilter implements ExceptionFilter {
     private readonly languages: DuoLocaleSettings = { locales: ['en'] },
   ) {}
 
-
   catch(exception: DuoError | DuoHttpException, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     this.respond(exception, http.getRequest<Request>(), http.getResponse<Response>());
