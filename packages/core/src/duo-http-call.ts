@@ -113,10 +113,27 @@ async function readCapped(
   maxBytes: number,
   code: DuoErrorCode,
 ): Promise<string> {
+  return readBodyCapped(
+    response,
+    maxBytes,
+    () => new DuoError(code, `Duo's answer is larger than ${maxBytes} bytes`),
+  );
+}
+
+/**
+ * A response body as UTF-8 text, read chunk by chunk and given up (stream cancelled, `tooLarge()`
+ * thrown) as soon as it passes `maxBytes`, or at once when Content-Length says it will. Shared by
+ * every call to Duo (the Auth API here, the Admin API in the audit package).
+ */
+export async function readBodyCapped(
+  response: Response,
+  maxBytes: number,
+  tooLarge: () => Error,
+): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > maxBytes) {
     await response.body?.cancel();
-    throw new DuoError(code, `Duo's answer is larger than ${maxBytes} bytes`);
+    throw tooLarge();
   }
   if (!response.body) {
     return '';
@@ -132,7 +149,7 @@ async function readCapped(
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel();
-      throw new DuoError(code, `Duo's answer is larger than ${maxBytes} bytes`);
+      throw tooLarge();
     }
     chunks.push(value);
   }

@@ -78,3 +78,4 @@ export { MEMORY_RATE_LIMIT_MAX_KEYS } from './stores/memory-rate-limit.store.js'
 export { DuoFormFieldsPipe } from './duo-form-fields.decorator.js';
 export { checkUsername, showUnsafe } from './duo-text-policy.js';
 export { parseProxyUrl, readCaFile } from './duo-transport.js';
+export { readBodyCapped } from './duo-http-call.js';

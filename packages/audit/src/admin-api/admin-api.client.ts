@@ -1,3 +1,4 @@
+import { readBodyCapped } from '@duo-nest/core/internal';
 import { DuoAdminError, type DuoAdminErrorCode } from './admin-api.errors.js';
 import {
   normalizeDuoAdminClientOptions,
@@ -488,35 +489,19 @@ function parseNextOffset(value: unknown): DuoAuthLogCursor | null {
   throw responseError("has a metadata.next_offset that is not Duo's [ms, txid] pair");
 }
 
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
-  const tooLarge = () =>
-    new DuoAdminError('admin_response', `Duo's Admin API answer is larger than ${maxBytes} bytes`, {
-      status: response.status,
-    });
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) {
-    await response.body?.cancel();
-    throw tooLarge();
-  }
-  if (!response.body) {
-    return '';
-  }
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) {
-      break;
-    }
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total).toString('utf8');
+function readCapped(response: Response, maxBytes: number): Promise<string> {
+  return readBodyCapped(
+    response,
+    maxBytes,
+    () =>
+      new DuoAdminError(
+        'admin_response',
+        `Duo's Admin API answer is larger than ${maxBytes} bytes`,
+        {
+          status: response.status,
+        },
+      ),
+  );
 }
 
 // Re-exported so a caller can tell a signing refusal apart (never expected for our own params).
