@@ -49,5 +49,5 @@ describe(AuditSpool.name, () => {
     }
     expect(zeroWhileHeld).toBe(0);
     expect(await spool.depth()).toBe(0);
-  });
+  }, 30_000); // 150 fsync'd appends and replays: seconds on a loaded machine
 });
