@@ -17,6 +17,7 @@ import {
 } from './store-validation.js';
 import type {
   MfaSession,
+  NewMfaSession,
   SessionExpiryReason,
   SessionSummary,
   SessionTimeoutOptions,
@@ -98,24 +99,8 @@ export function isSessionHandle(handle: unknown): handle is string {
   return isBase64Url(handle, 43, 43);
 }
 
-export interface SessionCore {
-  username: string;
-  mfa: boolean;
-  failOpen: boolean;
-  txid?: string;
-  factor?: string;
-  authTime?: number;
-  groups: string[];
-  /** How MFA was satisfied (see MfaSession): the Duo application, Duo's result and reason. */
-  application: string;
-  /** The named applications satisfied and when (see MfaSession). */
-  applications?: Record<string, number>;
-  duoResult?: string;
-  duoReason?: string;
-  /** Where the session was opened from (see MfaSession). */
-  clientIp?: string;
-  userAgent?: string;
-}
+/** A session's identity and MFA facts: what `create` takes, without the app data. */
+export type SessionCore = Omit<NewMfaSession, 'data'>;
 
 export interface SessionTimes {
   createdAt: number;
