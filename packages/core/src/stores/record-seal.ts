@@ -1,4 +1,12 @@
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
+import { VerifiedMemo } from '../verified-memo.js';
 
 /**
  * HKDF-SHA256 `info` of the store-record MAC key: this key seals store records and nothing else
@@ -7,6 +15,8 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 export const STORE_RECORD_KEY_INFO = 'duo-nest/store-record/v1';
 
 const MAC_BYTES = 32;
+/** Records whose last check is remembered (about 0.5 KB each): the sessions in active use. */
+const VERIFIED_MEMO_ENTRIES = 4096;
 const MAC_RE = /^[A-Za-z0-9_-]{43}$/;
 
 /** Which key verified a record: the current one, or the previous one (rotation). */
@@ -21,8 +31,10 @@ export type SealPart = string | number | boolean | null;
  * session secret with its own `info`. The previous secret (rotation) verifies, never seals.
  */
 export class StoreRecordSealer {
-  readonly #current: Buffer;
-  readonly #previous: Buffer | undefined;
+  readonly #current: KeyObject;
+  readonly #previous: KeyObject | undefined;
+  /** Records read back unchanged since their last check skip the HMAC (see VerifiedMemo). */
+  readonly #memo = new VerifiedMemo<SealVerdict>(VERIFIED_MEMO_ENTRIES);
 
   /**
    * @param secret the current SESSION_SECRET (>= 32 characters)
@@ -30,16 +42,16 @@ export class StoreRecordSealer {
    *   until they are written again (then sealed with `secret`)
    */
   constructor(secret: string, previousSecret?: string) {
-    this.#current = deriveStoreRecordKey(secret);
+    this.#current = createSecretKey(deriveStoreRecordKey(secret));
     this.#previous =
       previousSecret === undefined || previousSecret === secret
         ? undefined
-        : deriveStoreRecordKey(previousSecret);
+        : createSecretKey(deriveStoreRecordKey(previousSecret));
   }
 
   /** The MAC (base64url, 43 characters) of a record: `[kind, keyName, ...fields]`. */
   seal(parts: readonly SealPart[]): string {
-    return mac(this.#current, parts).toString('base64url');
+    return mac(this.#current, JSON.stringify(parts)).toString('base64url');
   }
 
   /**
@@ -50,17 +62,25 @@ export class StoreRecordSealer {
     if (typeof tag !== 'string' || !MAC_RE.test(tag)) {
       return undefined;
     }
+    const input = JSON.stringify(parts);
+    const known = this.#memo.get(tag, input);
+    if (known !== undefined) {
+      return known;
+    }
     const given = Buffer.from(tag, 'base64url');
     if (given.length !== MAC_BYTES) {
       return undefined;
     }
-    if (timingSafeEqual(mac(this.#current, parts), given)) {
-      return 'current';
+    let verdict: SealVerdict | undefined;
+    if (timingSafeEqual(mac(this.#current, input), given)) {
+      verdict = 'current';
+    } else if (this.#previous && timingSafeEqual(mac(this.#previous, input), given)) {
+      verdict = 'previous';
     }
-    if (this.#previous && timingSafeEqual(mac(this.#previous, parts), given)) {
-      return 'previous';
+    if (verdict !== undefined) {
+      this.#memo.remember(tag, input, verdict);
     }
-    return undefined;
+    return verdict;
   }
 }
 
@@ -74,10 +94,11 @@ export function deriveStoreRecordKey(secret: string): Buffer {
   );
 }
 
-// JSON of an array of scalars is one fixed, unambiguous serialisation: no field can bleed into the
-// next one, and each value's type shows (the number 1 differs from the string "1").
-function mac(key: Buffer, parts: readonly SealPart[]): Buffer {
-  return createHmac('sha256', key).update(JSON.stringify(parts), 'utf8').digest();
+// The input is the JSON of the parts array: JSON of an array of scalars is one fixed, unambiguous
+// serialisation: no field can bleed into the next one, and each value's type shows (the number 1
+// differs from the string "1").
+function mac(key: KeyObject, input: string): Buffer {
+  return createHmac('sha256', key).update(input, 'utf8').digest();
 }
 
 /** What a store reports when a record it read back fails its MAC or shape check. */
