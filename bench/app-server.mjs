@@ -38,7 +38,13 @@ Module({ imports: [AppModule.forRoot(process.env)], controllers: [BenchControlle
   BenchRootModule,
 );
 
+// BENCH_COUNT_IO=1 (bench/shared-work.mjs): count PostgreSQL and Redis work, reported with `stats`.
+const io =
+  process.env.BENCH_COUNT_IO === '1'
+    ? (await import('./io-count.mjs')).installIoCounters()
+    : undefined;
 const app = await NestFactory.create(BenchRootModule, { logger: ['error'] });
+await io?.watch(app);
 const als = new AsyncLocalStorage();
 let callbackTimes = [];
 let callbackPath = '/auth/duo/callback';
@@ -89,9 +95,10 @@ process.on('message', async (m) => {
   } else if (m.cmd.startsWith('profile-')) {
     process.send({ id: m.id });
   } else if (m.cmd === 'stats') {
-    process.send({ id: m.id, callbacks: callbackTimes });
+    process.send({ id: m.id, callbacks: callbackTimes, ...(io ? { io: io.snapshot() } : {}) });
   } else if (m.cmd === 'reset') {
     callbackTimes = [];
+    io?.reset();
     process.send({ id: m.id });
   }
 });
