@@ -14,10 +14,11 @@
 // Sign-ons per app CPU-second are information only (2 shared cores).
 // Run: npm run build && node bench/shared-work.mjs     (PostgreSQL on 127.0.0.1; redis-server in PATH)
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startSimulator } from '@duo-nest/simulator';
@@ -248,23 +249,34 @@ function background(io) {
 
 const sum = (o) => Object.values(o ?? {}).reduce((a, b) => a + b, 0);
 
-/** Where the build under test came from: the commit, and the audit/core sources not committed. */
+/** The newest file under a folder of the build (its mtime): tells whether someone rebuilt. */
+function newest(dir) {
+  let best = { file: '', mtime: 0 };
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && entry.name.endsWith('.js')) {
+      const file = join(entry.parentPath ?? entry.path, entry.name);
+      const mtime = statSync(file).mtimeMs;
+      if (mtime > best.mtime) {
+        best = { file, mtime };
+      }
+    }
+  }
+  return new Date(best.mtime).toISOString();
+}
+
+/** Where the build under test came from: the commit, the sources not committed, the build times. */
 function buildInfo() {
   const git = (...args) => execFileSync('git', args, { encoding: 'utf8' }).trim();
-  const mtime = (f) => statSync(new URL(`../${f}`, import.meta.url)).mtime.toISOString();
+  const root = fileURLToPath(new URL('..', import.meta.url));
   return {
     commit: git('rev-parse', '--short', 'HEAD'),
     uncommittedSources: git('status', '--porcelain', '--', 'packages', 'src')
       .split('\n')
       .filter((l) => /\/src\//.test(l) || / src\//.test(l)),
-    builtAt: Object.fromEntries(BUILD_FILES.map((f) => [f, mtime(f)])),
+    builtAt: Object.fromEntries(BUILD_DIRS.map((d) => [d, newest(join(root, d))])),
   };
 }
-const BUILD_FILES = [
-  'dist/src/app.module.js',
-  'packages/audit/dist/postgres-audit.appender.js',
-  'packages/core/dist/duo.module.js',
-];
+const BUILD_DIRS = ['dist', 'packages/core/dist', 'packages/audit/dist'];
 
 async function measure(n, sim, redis, admin) {
   const build = buildInfo();
