@@ -11,6 +11,7 @@ import {
   RedisScript,
   scanKeys,
 } from './redis-script.js';
+import { VerifiedMemo } from '../verified-memo.js';
 import type { DuoRedisConnection } from './redis-connection.js';
 import {
   assemble,
@@ -26,6 +27,7 @@ import {
   normalizeTimeouts,
   parseCore,
   readBack,
+  type IdentityMemo,
   sealParts,
   serializeData,
   summarize,
@@ -162,6 +164,8 @@ export class RedisSessionStore implements SessionStore {
   readonly prefix: string;
   readonly #t: NormalizedTimeouts;
   readonly #sealer: StoreRecordSealer;
+  /** Identities of the sessions in active use, parsed and checked once (see readBack). */
+  readonly #identities: IdentityMemo = new VerifiedMemo(4096);
   readonly #onInvalid: InvalidStoreRecordHandler | undefined;
   readonly #luaSessionPrefix: string;
   readonly #luaUserPrefix: string;
@@ -375,7 +379,7 @@ export class RedisSessionStore implements SessionStore {
       typeof u === 'string'
         ? this.#sealer.verify(sealParts(key, c, t, d, u), m)
         : undefined;
-    const parsed = verdict ? readBack(hash, fields) : undefined;
+    const parsed = verdict ? readBack(hash, fields, this.#identities) : undefined;
     if (verdict && parsed) {
       return { fields, ...parsed, verdict };
     }

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 
+import type { VerifiedMemo } from '../verified-memo.js';
 import { DuoStoreError } from './store.errors.js';
 import {
   isBase64Url,
@@ -377,28 +378,58 @@ export interface SessionRecordParts {
   data: Record<string, unknown>;
 }
 
+/** The identity field `c` of a session, parsed and checked: what readBack can remember of it. */
+export interface ParsedIdentity {
+  core: SessionCore;
+  hash: string;
+  createdAt: number;
+  /** The user-index field it must come with: sha256 of the username. */
+  userIndex: string;
+}
+
+/**
+ * Parsed identities by their exact JSON (it is fixed for a session's life, and includes the id
+ * hash): a session read on every request parses and checks its identity once. Only identities
+ * that passed every check are remembered; the cached core is shared, and assemble copies it.
+ */
+export type IdentityMemo = VerifiedMemo<ParsedIdentity>;
+
+function parseIdentity(text: unknown): ParsedIdentity | undefined {
+  const c = parseJson(text);
+  if (!isPlainObject(c) || c.v !== SESSION_RECORD_VERSION || !isEpoch(c.createdAt)) {
+    return undefined;
+  }
+  const core = parseCore(c);
+  return core && typeof c.h === 'string'
+    ? { core, hash: c.h, createdAt: c.createdAt, userIndex: sha256Base64Url(core.username) }
+    : undefined;
+}
+
 /** Parses a session hash whose MAC has passed (the shape is still checked: defence in depth). */
 export function readBack(
   hash: string,
   fields: Record<string, string>,
+  memo?: IdentityMemo,
 ): SessionRecordParts | undefined {
-  const c = parseJson(fields.c);
-  if (
-    !isPlainObject(c) ||
-    c.v !== SESSION_RECORD_VERSION ||
-    c.h !== hash ||
-    !isEpoch(c.createdAt)
-  ) {
+  const text = fields.c;
+  let identity = typeof text === 'string' ? memo?.get(text, '') : undefined;
+  if (identity === undefined) {
+    identity = parseIdentity(text);
+    if (identity !== undefined && typeof text === 'string') {
+      memo?.remember(text, '', identity);
+    }
+  }
+  if (identity === undefined || identity.hash !== hash || fields.u !== identity.userIndex) {
     return undefined;
   }
-  const core = parseCore(c);
+  const { core } = identity;
   const m = typeof fields.t === 'string' ? TIMES.exec(fields.t) : null;
   const data = parseData(fields.d);
-  if (!core || !m || !data || fields.u !== sha256Base64Url(core.username)) {
+  if (!m || !data) {
     return undefined;
   }
   const times: SessionTimes = {
-    createdAt: c.createdAt,
+    createdAt: identity.createdAt,
     lastSeenAt: Number(m[1]),
     idleExpiresAt: Number(m[2]),
     absoluteExpiresAt: Number(m[3]),
