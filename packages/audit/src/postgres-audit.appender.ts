@@ -1,7 +1,8 @@
 // Appends to the audit chain on PostgreSQL. Appends are serialized on the chain head so several
-// app instances form one chain: `SELECT ... FROM audit_chain_head WHERE id = 1 FOR UPDATE` inside
-// the append transaction, or one statement (a data-modifying CTE) that locks the head, inserts the
-// row and moves the head.
+// app instances form one chain: one statement (a data-modifying CTE) moves the head by
+// compare-and-set and inserts a batch of rows with it, or a lock-first transaction takes
+// `SELECT ... FROM audit_chain_head WHERE id = 1 FOR UPDATE` before writing.
+import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { headMac } from './audit-chain.js';
 import {
@@ -18,22 +19,80 @@ import {
   type HeadRowRaw,
 } from './typeorm-audit-sql.js';
 
-/** One-statement tries of a single append (cached head, then the head it was shown) before lock-first. */
+/** The part of node-postgres' client used here (named statements are prepared per connection). */
+interface PgClient {
+  query<T>(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: T[] }>;
+}
+
+interface BatchResult {
+  head_seq: number | null;
+  head_hash: string | null;
+  inserted: string | number;
+  updated: string | number;
+}
+
+/** One-statement tries of a batch (cached head, then the head it was shown) before lock-first. */
 const OPTIMISTIC_ATTEMPTS = 2;
-/** After both tries lost (several instances appending hard), appends go lock-first for this long. */
+/** After both tries lost (several instances appending hard), batches go lock-first for this long. */
 const CONTENTION_BACKOFF_MS = 1_000;
+/** The most records written by one statement (one transaction). */
+const BATCH_MAX = 500;
+/** PostgreSQL's unique_violation: an id of the batch is stored already (a replayed event). */
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * The batch append in one statement, the same text for any batch size (one prepared plan): the
+ * rows come as one array per column, unnested in order. The head update is a compare-and-set:
+ * it moves the head to the batch's last row only if the head is still the one the batch was
+ * linked to, and the rows are inserted only if it did. A head that moved meanwhile changes
+ * nothing, locks nothing and writes no WAL (so costs no fsync), and the head as the statement
+ * saw it is returned. An id stored already aborts the whole statement, head update included (no
+ * ON CONFLICT: a skipped row would leave a gap in the linked seqs).
+ */
+const BATCH_SQL = (() => {
+  let n = 0;
+  const next = () => `$${(n += 1)}`;
+  const arrays = AUDIT_ROW_COLUMNS.map(
+    (c) => `${next()}::${c === 'seq' ? 'integer' : 'text'}[]`,
+  ).join(', ');
+  const [expectSeq, expectHash, seq, hash, updatedAt, mac] = Array.from({ length: 6 }, next);
+  return (
+    `WITH upd AS (UPDATE audit_chain_head SET seq = ${seq}::integer, hash = ${hash}, updated_at = ${updatedAt}, mac = ${mac} ` +
+    `WHERE id = 1 AND seq = ${expectSeq}::integer AND hash = ${expectHash} RETURNING seq), ` +
+    `ins AS (INSERT INTO audit_events (${SELECT_COLUMNS}) SELECT r.* FROM upd, unnest(${arrays}) AS r(${SELECT_COLUMNS}) RETURNING seq) ` +
+    `SELECT (SELECT seq FROM audit_chain_head WHERE id = 1) AS head_seq, (SELECT hash FROM audit_chain_head WHERE id = 1) AS head_hash, ` +
+    `(SELECT COUNT(*) FROM ins) AS inserted, (SELECT COUNT(*) FROM upd) AS updated`
+  );
+})();
+
+/**
+ * BATCH_SQL's prepared-statement name, derived from its text: node-postgres refuses a name that a
+ * connection already prepared with another text (as when two builds of this file share a pool).
+ */
+const BATCH_STATEMENT = `duo_nest_audit_batch_${createHash('sha256').update(BATCH_SQL).digest('hex').slice(0, 16)}`;
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION;
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+}
+
+interface Pending {
+  record: AuditRecord;
+  resolve: (row: AuditRow) => void;
+  reject: (err: unknown) => void;
+}
 
 /** The PostgreSQL appender of TypeOrmAuditRepository (the chain head row must exist). */
 export class PostgresAuditAppender {
-  /** The head as this instance last saw it (single appends); a guess, checked in SQL. */
-  private cachedHead: { seq: number; hash: string } | null = null;
-  /** Until when single appends skip the one-statement tries (they kept losing races). */
+  /** The head as this instance last saw it; a guess, checked in SQL. */
+  private cachedHead: Head | null = null;
+  /** Until when batches skip the one-statement tries (they kept losing races). */
   private contendedUntil = 0;
-  private readonly queue: {
-    record: AuditRecord;
-    resolve: (row: AuditRow) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
+  private readonly queue: Pending[] = [];
   private draining = false;
 
   constructor(
@@ -43,8 +102,9 @@ export class PostgresAuditAppender {
 
   /**
    * Appends from one instance go through one queue: at most one append statement of this
-   * instance is in flight, and records that arrive meanwhile are written together in the next
-   * transaction (group commit). Instances still contend on the head row, fairly and briefly.
+   * instance is in flight, and records that arrive meanwhile are written together by the next
+   * statement, one transaction (group commit). Instances still contend on the head row, fairly
+   * and briefly. The promise resolves once the record's transaction has committed.
    */
   enqueue(record: AuditRecord): Promise<AuditRow> {
     return new Promise<AuditRow>((resolve, reject) => {
@@ -60,113 +120,174 @@ export class PostgresAuditAppender {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, 500);
-        try {
-          const rows =
-            batch.length === 1
-              ? [await this.appendOne(batch[0].record)]
-              : await this.appendMany(batch.map((b) => b.record));
-          const byId = new Map(rows.map((r) => [r.id, r]));
-          for (const b of batch) {
-            const row = byId.get(b.record.id);
-            if (row) {
-              b.resolve(row);
-            } else {
-              b.reject(new Error('audit: append lost track of a record'));
-            }
-          }
-        } catch (err) {
-          batch.forEach((b) => b.reject(err));
-        }
+        await this.writeBatch(this.queue.splice(0, BATCH_MAX));
+        // The callers just resolved run on first: those that append again at once join the next
+        // batch instead of leaving it to the one record that came meanwhile (a batch of 1, then
+        // one of all the others, and so on).
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       this.draining = false;
     }
   }
 
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    let rows: AuditRow[];
+    try {
+      rows = await this.appendBatch(batch.map((b) => b.record));
+    } catch (err) {
+      batch.forEach((b) => b.reject(err));
+      return;
+    }
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const b of batch) {
+      const row = byId.get(b.record.id);
+      if (row) {
+        b.resolve(row);
+      } else {
+        b.reject(new Error('audit: append lost track of a record'));
+      }
+    }
+  }
+
   /**
-   * One append in one statement (one round trip, its own transaction): the CTE locks the head row
-   * (FOR UPDATE), inserts the row only if the head is still the one the hash was computed from,
-   * and moves the head. When another instance moved the head first, the statement inserts nothing
-   * and returns the current head; the row is re-linked to it and tried again, which with a few
-   * instances at ordinary rates nearly always succeeds at the second round trip. When that loses
-   * too, instances are appending hard, and for a second appends take the lock-first transaction,
-   * which cannot lose (with four writers appending back to back it beats more retries).
+   * A batch in one statement (one round trip, its own transaction), linked to the cached head.
+   * When another instance moved the head first, the statement inserts nothing and returns the
+   * head it saw; the batch is re-linked to that head and tried again, which with a few instances at
+   * ordinary rates nearly always succeeds at the second round trip. When that loses too,
+   * instances are appending hard, and for a second batches take the lock-first transaction,
+   * which cannot lose. An id stored already (a replay) aborts the statement, nothing written;
+   * the lock-first transaction then returns the stored row and appends the others.
    */
-  private async appendOne(record: AuditRecord): Promise<AuditRow> {
+  private async appendBatch(records: readonly AuditRecord[]): Promise<AuditRow[]> {
     if (Date.now() < this.contendedUntil) {
-      return this.appendOneLockFirst(record);
+      return this.appendBatchLockFirst(records);
     }
     let head = this.cachedHead ?? (await this.readHeadForAppend());
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt += 1) {
-      const row = linkRecord(this.key, record, head.seq, head.hash);
-      const p = new Params(true);
-      const values = AUDIT_ROW_COLUMNS.map((c) =>
-        c === 'seq' ? `${p.add(row.seq)}::integer` : p.add(row[c]),
-      ).join(', ');
-      const sql =
-        `WITH h AS (SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE), ` +
-        `ins AS (INSERT INTO audit_events (${SELECT_COLUMNS}) SELECT ${values} FROM h WHERE h.seq = ${p.add(head.seq)}::integer AND h.hash = ${p.add(head.hash)} ` +
-        `ON CONFLICT (id) DO NOTHING RETURNING seq), ` +
-        `upd AS (UPDATE audit_chain_head SET seq = ${p.add(row.seq)}::integer, hash = ${p.add(row.hash)}, updated_at = ${p.add(
-          toAuditTimestamp(new Date()),
-        )}, mac = ${p.add(headMac(this.key, row.seq, row.hash))} WHERE id = 1 AND EXISTS (SELECT 1 FROM ins) RETURNING seq) ` +
-        `SELECT (SELECT seq FROM h) AS head_seq, (SELECT hash FROM h) AS head_hash, ` +
-        `(SELECT COUNT(*) FROM ins) AS inserted, (SELECT COUNT(*) FROM upd) AS updated`;
-      const [r] = await this.pgPrepared<{
-        head_seq: number | null;
-        head_hash: string | null;
-        inserted: string | number;
-        updated: string | number;
-      }>('duo_nest_audit_append', sql, p.values);
-      if (Number(r.inserted) === 1) {
-        if (Number(r.updated) !== 1) {
-          throw new Error('audit: a row was appended but the chain head did not move');
+      const rows = this.link(records, head);
+      const last = rows[rows.length - 1];
+      let r: BatchResult;
+      try {
+        [r] = await this.pgPrepared<BatchResult>(
+          BATCH_STATEMENT,
+          BATCH_SQL,
+          this.batchValues(rows, head),
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          return this.appendMany(records);
         }
-        this.cachedHead = { seq: row.seq, hash: row.hash };
-        return row;
+        throw err;
+      }
+      const inserted = Number(r.inserted);
+      if (inserted === rows.length) {
+        if (Number(r.updated) !== 1) {
+          throw new Error('audit: rows were appended but the chain head did not move');
+        }
+        this.cachedHead = { seq: last.seq, hash: last.hash };
+        return rows;
+      }
+      if (inserted !== 0) {
+        throw new Error('audit: a batch was appended in part');
       }
       if (r.head_seq === null || r.head_hash === null) {
         throw new Error('audit: chain head row is missing');
       }
-      const fresh = { seq: Number(r.head_seq), hash: r.head_hash };
-      if (fresh.seq === head.seq && fresh.hash === head.hash) {
-        // The head matched, so the id exists already: a replayed event.
-        const existing = await findRowById(this.dataSource, true, record.id);
-        if (existing) {
-          return existing;
-        }
-      }
-      // Another instance appended first: link to the head it left and try again.
-      head = fresh;
-      this.cachedHead = fresh;
+      // Another instance appended first: link to the head it left and try again. The head the
+      // statement saw is the expected one when it waited for that append to commit: read it anew.
+      const seen = { seq: Number(r.head_seq), hash: r.head_hash };
+      head =
+        seen.seq === head.seq && seen.hash === head.hash ? await this.readHeadForAppend() : seen;
+      this.cachedHead = head;
     }
     this.contendedUntil = Date.now() + CONTENTION_BACKOFF_MS;
-    return this.appendOneLockFirst(record);
+    return this.appendBatchLockFirst(records);
   }
 
-  private async appendOneLockFirst(record: AuditRecord): Promise<AuditRow> {
-    const [row] = await this.appendMany([record]);
-    if (!row) {
-      throw new Error('audit: append lost track of a record');
+  /**
+   * A batch in a lock-first transaction: lock the head, then the batch statement (which cannot
+   * find another head now), then COMMIT. The head row stays locked for two round trips (and the
+   * commit), where appendMany's look-up of existing ids takes a third; a replayed id aborts the
+   * statement, and appendMany then handles the batch.
+   */
+  private async appendBatchLockFirst(records: readonly AuditRecord[]): Promise<AuditRow[]> {
+    const qr = this.dataSource.createQueryRunner();
+    try {
+      const client = (await qr.connect()) as PgClient;
+      await qr.startTransaction();
+      try {
+        const locked = (await qr.query(
+          'SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE',
+        )) as HeadRowRaw[];
+        if (locked.length !== 1) {
+          throw new Error('audit: chain head row is missing');
+        }
+        const head = { seq: Number(locked[0].seq), hash: locked[0].hash };
+        const rows = this.link(records, head);
+        const [r] = (
+          await client.query<BatchResult>({
+            name: BATCH_STATEMENT,
+            text: BATCH_SQL,
+            values: this.batchValues(rows, head),
+          })
+        ).rows;
+        if (Number(r.inserted) !== rows.length || Number(r.updated) !== 1) {
+          throw new Error('audit: the chain head did not move with the appended rows');
+        }
+        await qr.commitTransaction();
+        const last = rows[rows.length - 1];
+        this.cachedHead = { seq: last.seq, hash: last.hash };
+        return rows;
+      } catch (err) {
+        await qr.rollbackTransaction().catch(() => undefined);
+        if (!isUniqueViolation(err)) {
+          throw err;
+        }
+      }
+    } finally {
+      await qr.release();
     }
-    return row;
+    // Only a replayed id gets here, with nothing written.
+    return this.appendMany(records);
+  }
+
+  /** BATCH_SQL's parameters: one array per column, the expected head, the new head and its MAC. */
+  private batchValues(rows: readonly AuditRow[], head: Head): unknown[] {
+    const last = rows[rows.length - 1];
+    return [
+      ...AUDIT_ROW_COLUMNS.map((c) => rows.map((row) => row[c])),
+      head.seq,
+      head.hash,
+      last.seq,
+      last.hash,
+      toAuditTimestamp(new Date()),
+      headMac(this.key, last.seq, last.hash),
+    ];
+  }
+
+  /** The rows the records become, in order, after `head`. */
+  private link(records: readonly AuditRecord[], head: Head): AuditRow[] {
+    let prev = head;
+    return records.map((record) => {
+      const row = linkRecord(this.key, record, prev.seq, prev.hash);
+      prev = row;
+      return row;
+    });
   }
 
   /** Runs a named (per-connection prepared) statement on node-postgres: planned once, not per append. */
   private async pgPrepared<T>(name: string, text: string, values: unknown[]): Promise<T[]> {
     const qr = this.dataSource.createQueryRunner();
     try {
-      const client = (await qr.connect()) as {
-        query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: T[] }>;
-      };
-      return (await client.query({ name, text, values })).rows;
+      const client = (await qr.connect()) as PgClient;
+      return (await client.query<T>({ name, text, values })).rows;
     } finally {
       await qr.release();
     }
   }
 
-  private async readHeadForAppend(): Promise<{ seq: number; hash: string }> {
+  private async readHeadForAppend(): Promise<Head> {
     const [h] = await this.dataSource.query<HeadRowRaw[]>(
       'SELECT seq, hash FROM audit_chain_head WHERE id = 1',
     );
