@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { AppLogger, safePath, safeText } from './app-logger.js';
+import { EventEmitter } from 'node:events';
+import type { Request, Response } from 'express';
+import { accessLogMiddleware, AppLogger, safePath, safeText } from './app-logger.js';
 import { requestScope } from './request-context.js';
 
 function capture(level: 'debug' | 'info' | 'warn' | 'error' = 'debug') {
@@ -62,5 +64,24 @@ describe(AppLogger.name, () => {
     logger.error('boom', 'Error: boom\n    at secret (/app/x.js:1:1)', 'ExceptionsHandler');
     expect(lines.join('')).not.toContain('/app/x.js');
     expect(lines.join('')).toContain('ExceptionsHandler');
+  });
+
+  it('should write the access line at its level only: 5xx at error, the rest at info', () => {
+    const served = (level: 'info' | 'error', status: number) => {
+      const { logger, parsed } = capture(level);
+      const res = Object.assign(new EventEmitter(), { statusCode: status });
+      const req = { method: 'GET', originalUrl: '/x?secret=1', id: 'req-9' };
+      accessLogMiddleware(logger)(req as unknown as Request, res as unknown as Response, () => {});
+      res.emit('finish');
+      return parsed();
+    };
+
+    expect(served('info', 200)).toEqual([
+      expect.objectContaining({ msg: 'request', path: '/x', status: 200, reqId: 'req-9' }),
+    ]);
+    expect(served('error', 200)).toEqual([]);
+    expect(served('error', 503)).toEqual([
+      expect.objectContaining({ level: 'error', status: 503, reqId: 'req-9' }),
+    ]);
   });
 });

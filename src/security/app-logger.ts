@@ -68,6 +68,11 @@ export class AppLogger implements LoggerService {
     );
   }
 
+  /** Whether lines of this level are written at all (the configured LOG_LEVEL or lower). */
+  enabled(level: AppLogLevel): boolean {
+    return this.pino.isLevelEnabled(level);
+  }
+
   /** Writes one line with allow-listed fields (others are dropped). */
   write(level: AppLogLevel, msg: string, fields: LogFields = {}): void {
     const out: Record<string, string | number> = {};
@@ -128,8 +133,13 @@ export function accessLogMiddleware(logger: AppLogger) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
+      const level = res.statusCode >= 500 ? 'error' : 'info';
+      // At LOG_LEVEL=error and above an ordinary request writes nothing: build nothing for it.
+      if (!logger.enabled(level)) {
+        return;
+      }
       const line = () =>
-        logger.write(res.statusCode >= 500 ? 'error' : 'info', 'request', {
+        logger.write(level, 'request', {
           context: 'http',
           method: safeText(req.method, 16),
           path: safePath(req.originalUrl),
