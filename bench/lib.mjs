@@ -264,13 +264,13 @@ export function appEnv(sim, publicUrl, extra = {}) {
 }
 
 /**
- * Starts bench/app-server.mjs (the built app plus /bench/public and /bench/guarded) as its own
- * process; resolves once it listens. `stats()` returns the server-side callback timings.
+ * Starts bench/app-server.mjs (the built app plus /bench/public and /bench/guarded), or another
+ * bench app script that speaks the same IPC, as its own process; resolves once it listens. `stats()` returns the server-side callback timings.
  */
-export async function startAppProcess(env) {
+export async function startAppProcess(env, script = './app-server.mjs') {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'duo-nest-bench-'));
-  const child = fork(fileURLToPath(new URL('./app-server.mjs', import.meta.url)), [], {
+  const child = fork(fileURLToPath(new URL(script, import.meta.url)), [], {
     cwd: dir,
     env: {
       PATH: process.env.PATH,

@@ -14,11 +14,13 @@ const BENCHES = [
   ['client', 'client.mjs', [], 'results-client.json', 120],
   ['stores', 'pending-memory.mjs', [], 'results-stores.json', 180],
   ['simulator', 'simulator.mjs', [], 'results-simulator.json', 120],
-  ['guarded', 'guarded.mjs', [], 'results-guarded.json', 180],
+  ['guarded', 'guarded.mjs', [], 'results-guarded.json', 300],
+  ['peer', 'peer.mjs', [], 'results-peer.json', 300],
   ['signons', 'signons.mjs', [], 'results-signons.json', 480],
   ['audit', 'audit.mjs', [], 'results-audit.json', 240],
   ['limiter', 'limiter.mjs', [], 'results-limiter.json', 240],
   ['reconcile', 'reconcile.mjs', [], 'results-reconcile.json', 240],
+  ['sharedWork', 'shared-work.mjs', [], 'results-shared-work.json', 420],
 ];
 
 const runs = {};
@@ -44,12 +46,20 @@ for (const [name, script, args, file, limit] of BENCHES) {
 }
 
 const get = (path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), figures);
+const round2 = (x) => Math.round(x * 100) / 100;
 const ratio = (a, b) =>
   typeof a === 'number' && typeof b === 'number' && b !== 0 ? Number((a / b).toFixed(3)) : null;
 
+const COMPARE = {
+  '>=': (v, b) => v >= b,
+  '<=': (v, b) => v <= b,
+  '<': (v, b) => v < b,
+  '==': (v, b) => v === b,
+};
 /** Each target: the measured value, the bound and whether it is met (null: not measured). */
 function target(name, value, op, bound, unit, note) {
-  const met = typeof value !== 'number' ? null : op === '>=' ? value >= bound : value < bound;
+  const measured = typeof value === 'number' || typeof value === 'boolean';
+  const met = measured ? COMPARE[op](value, bound) : null;
   return {
     name,
     value: value ?? null,
@@ -75,7 +85,59 @@ const oneAtLowerLoad = ratio(
   perInstance?.find((s) => s.instances === 1)?.signOnsPerAppCpuSecond,
   paced?.find((s) => s.instances === 1)?.signOnsPerAppCpuSecond,
 );
+const retries = get('sharedWork.retries') ?? [];
+const retryNote = retries
+  .filter((r) => r.instances > 1)
+  .map(
+    (r) =>
+      `${r.instances} instances: ${r['lost tries / sign-on']} lost one-statement tries and ${round2(
+        (r['lock-first after 2 lost / sign-on'] ?? 0) + (r['lock-first in backoff / sign-on'] ?? 0),
+      )} lock-first appends per sign-on`,
+  )
+  .join('; ');
 const targets = [
+  // Issue ops-2, item 3.
+  target(
+    '(f) adopting duo-nest: guarded route / bare Nest app, app CPU per request, memory sessions',
+    get('guarded.adoption.memory.guardedOverBare'),
+    '<=',
+    1.25,
+    'x',
+    `public route ${get('guarded.adoption.memory.publicOverBare') ?? '?'}x; the reference app (headers, access log, CSRF, metrics): guarded ${get('guarded.memory.cpuOverBare.guarded') ?? '?'}x`,
+  ),
+  target(
+    '(f) the same with Redis sessions',
+    get('guarded.adoption.redis.guardedOverBare'),
+    '<=',
+    1.4,
+    'x',
+    `the reference app: guarded ${get('guarded.redis.cpuOverBare.guarded') ?? '?'}x`,
+  ),
+  target(
+    '(g) app CPU per full sign-on, ours / the official SDK with express-session (as shipped: its pinned CA bundle)',
+    get('peer.ratio'),
+    '<=',
+    0.5,
+    'x',
+    `against the SDK trusting the simulator's certificate alone (cheaper than it is against Duo): ${get('peer.ratioVsOwnCa') ?? '?'}x`,
+  ),
+  target(
+    '(h) shared work per sign-on the same at 1, 2 and 3 instances (Redis commands, SQL statements, transactions, round trips; ±2%, chain-head retries apart)',
+    get('sharedWork.sameWorkAtEveryN'),
+    '==',
+    true,
+    '',
+    retryNote || undefined,
+  ),
+  target(
+    '(i) audit appends/s on PostgreSQL, 16 writers / 1 writer',
+    get('audit.writers.ratio16over1'),
+    '>=',
+    3,
+    'x',
+    `appends/s at 1, 4, 16, 64 writers: ${['1', '4', '16', '64'].map((n) => get(`audit.writers.${n}.perSec`) ?? '?').join(', ')}`,
+  ),
+  // Earlier issues.
   target(
     'reconcile: Duo log entries per second (100,000 entries, SQLite)',
     get('reconcile.entriesPerSecond'),
@@ -149,6 +211,25 @@ const results = {
   summary: {
     client: { authUrlPerSec: get('client.authUrl'), verifyPerSec: get('client.verify') },
     guarded: { memory: get('guarded.memory'), redis: get('guarded.redis') },
+    adoption: get('guarded.adoption') ?? null,
+    peer: figures.peer
+      ? {
+          oursUsPerSignOn: get('peer.ours.appCpuUsPerSignOn'),
+          theirsUsPerSignOn: get('peer.theirs.appCpuUsPerSignOn'),
+          theirsOwnCaUsPerSignOn: get('peer.theirsOwnCa.appCpuUsPerSignOn'),
+          ratio: get('peer.ratio'),
+          ratioVsOwnCa: get('peer.ratioVsOwnCa'),
+        }
+      : null,
+    sharedWork: figures.sharedWork
+      ? {
+          sameWorkAtEveryN: get('sharedWork.sameWorkAtEveryN'),
+          differing: get('sharedWork.differing'),
+          perSignOn: get('sharedWork.perSignOn'),
+          retries,
+        }
+      : null,
+    auditWriters: get('audit.writers') ?? null,
     signOns: {
       sqlite: get('signons.sqlite'),
       postgres: get('signons.postgres'),
@@ -238,6 +319,31 @@ const rows = [
     `${s.instances} instance(s) at ${s.offeredPerSecond}/s: per app CPU-s`,
     `${s.signOnsPerAppCpuSecond} (${s.perCpuRatioVsOne}x of one)`,
   ]),
+  [
+    'app CPU µs/request: bare Nest | adopter public | guarded (memory) | guarded (Redis)',
+    [
+      get('guarded.adoption.bareUs'),
+      get('guarded.adoption.memory.publicUs'),
+      get('guarded.adoption.memory.guardedUs'),
+      get('guarded.adoption.redis.guardedUs'),
+    ]
+      .map(fmt)
+      .join(' | '),
+  ],
+  [
+    'app CPU µs/sign-on: ours | SDK as shipped | SDK, own CA',
+    [
+      get('peer.ours.appCpuUsPerSignOn'),
+      get('peer.theirs.appCpuUsPerSignOn'),
+      get('peer.theirsOwnCa.appCpuUsPerSignOn'),
+    ]
+      .map(fmt)
+      .join(' | '),
+  ],
+  [
+    'audit appends/s at 1 | 4 | 16 | 64 writers',
+    ['1', '4', '16', '64'].map((n) => fmt(get(`audit.writers.${n}.perSec`))).join(' | '),
+  ],
   ['simulator token exchanges/s', fmt(get('simulator.tokenExchangesPerSecond'))],
   ['audit appends/s (1 writer, 16 in flight)', fmt(get('audit.append.oneWriter16InFlightPerSec'))],
   ['audit filtered query p95 ms (1M events)', fmt(get('audit.query.filteredP95Ms'))],
