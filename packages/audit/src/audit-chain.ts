@@ -84,15 +84,34 @@ export function normalizeChainKey(key: string | Buffer): Buffer {
   return buf;
 }
 
-/** Keys sorted, every record column present (null when empty), seq as a number. */
-export function canonicalRowJson(row: Omit<AuditRow, 'prev_hash' | 'hash'>): string {
-  const obj: Record<string, string | number | null> = { seq: Number(row.seq) };
-  for (const column of AUDIT_RECORD_COLUMNS) {
-    const value = row[column];
-    obj[column] = value === undefined ? null : value;
+type CanonicalRow = Omit<AuditRow, 'prev_hash' | 'hash'>;
+type CanonicalKey = 'seq' | (typeof AUDIT_RECORD_COLUMNS)[number];
+
+/** seq and every record column, sorted once (default sort: UTF-16 code units, as the format says). */
+const CANONICAL_KEYS: readonly CanonicalKey[] = ['seq' as const, ...AUDIT_RECORD_COLUMNS].sort();
+/** `"key":` of each sorted key, the first with the opening brace and the rest with a comma. */
+const CANONICAL_PREFIXES = CANONICAL_KEYS.map(
+  (k, i) => `${i === 0 ? '{' : ','}${JSON.stringify(k)}:`,
+);
+
+/**
+ * Keys sorted, every record column present (null when empty), seq as a number: each value as
+ * JSON.stringify writes it alone. Runs on every append and every verified row, so the key order
+ * and the `"key":` text are computed once, nulls are written as text, and JSON.stringify runs
+ * once per other value. Byte-identical to sorting and stringifying each key and value per row
+ * (audit-chain.spec.ts keeps that version and compares the two on generated rows).
+ */
+export function canonicalRowJson(row: CanonicalRow): string {
+  let out = '';
+  for (let i = 0; i < CANONICAL_KEYS.length; i += 1) {
+    const key = CANONICAL_KEYS[i];
+    const value = key === 'seq' ? Number(row.seq) : row[key];
+    // undefined is written as null; anything JSON.stringify drops (a function) as `undefined`, as before.
+    out +=
+      CANONICAL_PREFIXES[i] +
+      (value === null || value === undefined ? 'null' : `${JSON.stringify(value)}`);
   }
-  const keys = Object.keys(obj).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(obj[k])}`).join(',')}}`;
+  return `${out}}`;
 }
 
 function hmac(key: Buffer, ...parts: string[]): string {
