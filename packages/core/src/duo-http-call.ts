@@ -1,6 +1,7 @@
 // One call to Duo over HTTP: a form POST through the configured transport (proxy, extra CA), with a
 // total timeout, a response size cap and no redirect following; failures become DuoErrors whose
 // text never carries proxy credentials.
+import type { Readable } from 'node:stream';
 import type { NormalizedDuoClientOptions } from './duo-client-options.js';
 import { DuoError, type DuoErrorCode } from './duo.errors.js';
 import {
@@ -37,29 +38,20 @@ export async function postForm(
   timing: DuoCallTiming = {},
 ): Promise<DuoHttpResponse> {
   const { timeoutMs, maxResponseBytes } = options;
-  const signal = AbortSignal.timeout(timeoutMs);
+  // A plain controller and timer, cleared when the call ends: AbortSignal.timeout makes its signal
+  // transferable, which costs more CPU than the rest of the timeout handling together.
+  const controller = new AbortController();
+  const { signal } = controller;
+  const timer = setTimeout(abortOnTimeout, timeoutMs, controller);
+  timer.unref();
+  const tooLarge = (): DuoError =>
+    new DuoError(badResponse, `Duo's answer is larger than ${maxResponseBytes} bytes`);
   const started = performance.now();
   try {
     // Through the configured transport: the proxy (CONNECT tunnel) and extra CA, if any.
-    const response = await options.transport.fetch(url, {
-      method: 'POST',
-      body: new URLSearchParams(form),
-      headers: {
-        accept: 'application/json',
-        'content-type': 'application/x-www-form-urlencoded',
-        'user-agent': USER_AGENT,
-      },
-      redirect: 'manual',
-      signal,
-    });
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      if (name !== 'set-cookie') {
-        headers[name] = value;
-      }
-    });
-    const body = await readCapped(response, maxResponseBytes, badResponse);
-    return { status: response.status, headers, body };
+    return options.transport.injectsFetch
+      ? await viaFetch(options, url, form, signal, tooLarge)
+      : await viaRequest(options, url, form, signal, tooLarge);
   } catch (err) {
     if (err instanceof DuoError) {
       throw err;
@@ -82,8 +74,76 @@ export async function postForm(
       },
     );
   } finally {
+    clearTimeout(timer);
     timing.httpMs = performance.now() - started;
   }
+}
+
+/** The same reason AbortSignal.timeout gives, so a timeout's cause reads as before. */
+function abortOnTimeout(controller: AbortController): void {
+  controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+}
+
+const FORM_HEADERS = {
+  accept: 'application/json',
+  'content-type': 'application/x-www-form-urlencoded',
+  'user-agent': USER_AGENT,
+} as const;
+
+/** The default path: undici's request API, body read from its Node stream with the cap. */
+async function viaRequest(
+  options: DuoHttpOptions,
+  url: string,
+  form: Record<string, string>,
+  signal: AbortSignal,
+  tooLarge: () => Error,
+): Promise<DuoHttpResponse> {
+  const response = await options.transport.request(url, {
+    method: 'POST',
+    headers: { ...FORM_HEADERS },
+    body: new URLSearchParams(form).toString(),
+    signal,
+  });
+  const headers: Record<string, string> = {};
+  for (const name of Object.keys(response.headers)) {
+    const value = response.headers[name];
+    if (name !== 'set-cookie' && value !== undefined) {
+      // Repeated fields joined as fetch's Headers joins them.
+      headers[name] = typeof value === 'string' ? value : value.join(', ');
+    }
+  }
+  const body = await readStreamCapped(
+    response.body,
+    headers['content-length'],
+    options.maxResponseBytes,
+    tooLarge,
+  );
+  return { status: response.statusCode, headers, body };
+}
+
+/** A caller's fetch (the tests' seam): the path every call took before undici's request. */
+async function viaFetch(
+  options: DuoHttpOptions,
+  url: string,
+  form: Record<string, string>,
+  signal: AbortSignal,
+  tooLarge: () => Error,
+): Promise<DuoHttpResponse> {
+  const response = await options.transport.fetch(url, {
+    method: 'POST',
+    body: new URLSearchParams(form),
+    headers: { ...FORM_HEADERS },
+    redirect: 'manual',
+    signal,
+  });
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') {
+      headers[name] = value;
+    }
+  });
+  const body = await readBodyCapped(response, options.maxResponseBytes, tooLarge);
+  return { status: response.status, headers, body };
 }
 
 /** Refuses the answers no Duo endpoint gives on success: 429, 5xx and redirects. */
@@ -106,18 +166,6 @@ export function throwOnTransportStatus(res: DuoHttpResponse): void {
       `Duo answered with a redirect (${res.status}), which is never followed`,
     );
   }
-}
-
-async function readCapped(
-  response: Response,
-  maxBytes: number,
-  code: DuoErrorCode,
-): Promise<string> {
-  return readBodyCapped(
-    response,
-    maxBytes,
-    () => new DuoError(code, `Duo's answer is larger than ${maxBytes} bytes`),
-  );
 }
 
 /**
@@ -154,4 +202,45 @@ export async function readBodyCapped(
     chunks.push(value);
   }
   return Buffer.concat(chunks, total).toString('utf8');
+}
+
+/**
+ * A Node stream body (undici's request) as UTF-8 text, under the same rule as `readBodyCapped`:
+ * refused at once when Content-Length says it is over `maxBytes`, else given up (stream destroyed,
+ * `tooLarge()` thrown) as soon as it passes the cap. A stream error (an abort, a reset) rejects.
+ */
+export function readStreamCapped(
+  body: Readable,
+  contentLength: string | undefined,
+  maxBytes: number,
+  tooLarge: () => Error,
+): Promise<string> {
+  if (Number(contentLength ?? '0') > maxBytes) {
+    body.destroy();
+    return Promise.reject(tooLarge());
+  }
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    body.on('data', (chunk: Buffer) => {
+      if (total > maxBytes) {
+        return;
+      }
+      total += chunk.length;
+      if (total > maxBytes) {
+        body.destroy();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => {
+      resolve(
+        chunks.length === 1
+          ? chunks[0].toString('utf8')
+          : Buffer.concat(chunks, total).toString('utf8'),
+      );
+    });
+    body.once('error', reject);
+  });
 }

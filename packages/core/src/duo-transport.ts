@@ -3,7 +3,13 @@ import { BlockList, isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
-import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import {
+  Agent,
+  ProxyAgent,
+  fetch as undiciFetch,
+  request as undiciRequest,
+  type Dispatcher,
+} from 'undici';
 
 /** The largest CA bundle read (a full public root store is about 250 KiB). */
 export const DUO_CA_MAX_BYTES = 1024 * 1024;
@@ -280,12 +286,18 @@ export class DuoTransport {
   readonly proxy: string | false;
   /** How many extra CA certificates are trusted for Duo. */
   readonly extraCa: number;
+  /**
+   * True when calls must go through a fetch the caller gave (the tests' seam): `fetch` is then the
+   * only path. Otherwise `request` is used: undici's request API costs a third of fetch's CPU.
+   */
+  readonly injectsFetch: boolean;
   readonly #dispatcher?: Dispatcher;
   readonly #fetch: typeof fetch;
 
   constructor(proxy: ParsedProxyUrl | undefined, settings: DuoTransportSettings) {
     this.proxy = proxy ? proxy.origin : false;
     this.extraCa = settings.extraCa?.length ?? 0;
+    this.injectsFetch = settings.fetch !== undefined;
     const tlsOptions = {
       rejectUnauthorized: true,
       ...(this.extraCa > 0 ? { ca: [...defaultRoots(), ...settings.extraCa!] } : {}),
@@ -319,6 +331,27 @@ export class DuoTransport {
         ? ({ ...init, dispatcher: this.#dispatcher } as unknown as RequestInit)
         : init,
     );
+  }
+
+  /**
+   * One HTTP call to Duo through this transport with undici's request API (no WHATWG streams): the
+   * same dispatcher as `fetch` (proxy, extra CA) or undici's global one. Redirects are never
+   * followed; the caller must read or destroy the body.
+   */
+  request(
+    url: string,
+    init: {
+      method: 'POST';
+      headers: Record<string, string>;
+      body: string;
+      signal: AbortSignal;
+    },
+  ): Promise<Dispatcher.ResponseData> {
+    const pending = undiciRequest(
+      url,
+      this.#dispatcher ? { ...init, dispatcher: this.#dispatcher } : init,
+    );
+    return settleOnAbort(pending, init.signal);
   }
 
   /**
@@ -361,6 +394,36 @@ export class DuoTransport {
   toString(): string {
     return `DuoTransport(proxy=${this.proxy || 'none'}, extraCa=${this.extraCa})`;
   }
+}
+
+/**
+ * Rejects with the signal's reason as soon as it aborts, as fetch does. undici's request honours
+ * the signal only once a connection is there: a proxy that never answers CONNECT (or a connect
+ * still under way) would otherwise hold the call past its timeout. The request itself is dropped by
+ * undici when the connection comes; an answer that still arrives after the abort is discarded.
+ */
+function settleOnAbort(
+  pending: Promise<Dispatcher.ResponseData>,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData> {
+  return new Promise((resolve, reject) => {
+    // The reason is the caller's (a TimeoutError DOMException here), passed on as fetch does.
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (response) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) {
+          response.body.destroy();
+        }
+        resolve(response);
+      },
+      (err: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** An issue of one transport option: the option's name and what is wrong (never its value). */
