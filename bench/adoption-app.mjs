@@ -9,6 +9,7 @@ import 'reflect-metadata';
 import { Controller, Get, Header, Module, Post, Res, UseGuards } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { DuoFormFields, DuoModule, DuoStartGuard, MfaGuard, SkipMfa } from '@duo-nest/core';
+import { answerBenchIpc } from './app-ipc.mjs';
 
 const env = process.env;
 const adopter = env.BENCH_APP === 'adopter';
@@ -86,5 +87,4 @@ if (adopter) {
 const app = await NestFactory.create(BenchAppModule, { logger: ['error'] });
 app.enableShutdownHooks();
 await app.listen(Number(env.PORT), '127.0.0.1');
-process.send({ ready: true });
-process.on('message', (m) => process.send({ id: m.id }));
+answerBenchIpc(adopter ? 'adopter' : 'bare');

@@ -13,6 +13,7 @@ import { AppModule } from '../dist/src/app.module.js';
 import { setupApp } from '../dist/src/app.setup.js';
 import { DuoClient, Public } from '@duo-nest/core';
 import { DUO_OPTIONS } from '@duo-nest/core/internal';
+import { answerBenchIpc } from './app-ipc.mjs';
 
 class BenchController {
   publicRoute() {
@@ -74,32 +75,10 @@ client.onDuoCall = (endpoint, result, ms) => {
 };
 await app.listen(Number(process.env.PORT), '127.0.0.1');
 
-// BENCH_PROFILE_DIR: a CPU profile of the measured window only (profile-start / profile-stop).
-let profiler;
-process.on('message', async (m) => {
-  if (m.cmd === 'profile-start' && process.env.BENCH_PROFILE_DIR) {
-    const { Session } = await import('node:inspector/promises');
-    profiler = new Session();
-    profiler.connect();
-    await profiler.post('Profiler.enable');
-    await profiler.post('Profiler.start');
-    process.send({ id: m.id });
-  } else if (m.cmd === 'profile-stop' && profiler) {
-    const { profile } = await profiler.post('Profiler.stop');
-    const { writeFileSync } = await import('node:fs');
-    const file = `${process.env.BENCH_PROFILE_DIR}/${process.env.INSTANCE_ID ?? 'app'}-${process.pid}.cpuprofile`;
-    writeFileSync(file, JSON.stringify(profile));
-    profiler.disconnect();
-    profiler = undefined;
-    process.send({ id: m.id, file });
-  } else if (m.cmd.startsWith('profile-')) {
-    process.send({ id: m.id });
-  } else if (m.cmd === 'stats') {
-    process.send({ id: m.id, callbacks: callbackTimes, ...(io ? { io: io.snapshot() } : {}) });
-  } else if (m.cmd === 'reset') {
+answerBenchIpc(process.env.INSTANCE_ID ?? 'app', {
+  stats: () => ({ callbacks: callbackTimes, ...(io ? { io: io.snapshot() } : {}) }),
+  reset: () => {
     callbackTimes = [];
     io?.reset();
-    process.send({ id: m.id });
-  }
+  },
 });
-process.send({ ready: true });

@@ -6,12 +6,12 @@
 // Variants: CORE_DISTS=a,b (built copies of packages/core/dist, default that one) are run in
 // alternating pairs, each client pinned to CPU 1 and the simulator to CPU 0.
 // Usage: node bench/duo-call-cpu.mjs [calls=2000] [rounds=3]   (against the BUILT packages)
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { pinToCpu } from './lib.mjs';
+import { pinToCpu, selfSignedCertificate } from './lib.mjs';
 
 const [role, ...rest] = process.argv.slice(2);
 
@@ -48,35 +48,6 @@ async function client(mode, url, clientId, clientSecret, calls, caPath, dist) {
   process.send({ usPerCall: (cpu.user + cpu.system) / n, wallMsPerCall: wall / n });
 }
 
-function makeCert(dir) {
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certPath, cert: readFileSync(certPath), key: readFileSync(keyPath) };
-}
-
 function runClient(mode, sim, calls, certPath, dist) {
   return new Promise((resolve, reject) => {
     const child = fork(
@@ -93,7 +64,7 @@ function runClient(mode, sim, calls, certPath, dist) {
 async function main(calls, rounds) {
   const dir = mkdtempSync(join(tmpdir(), 'duo-call-cpu-'));
   try {
-    const { certPath, cert, key } = makeCert(dir);
+    const { certPath, cert, key } = selfSignedCertificate(dir);
     const { startSimulator } = await import('../packages/simulator/dist/index.js');
     const sim = await startSimulator({ tls: { cert, key } });
     pinToCpu(process.pid, 0);

@@ -380,3 +380,36 @@ export async function createPgDatabase(prefix) {
     },
   };
 }
+
+/**
+ * A throw-away self-signed certificate for 127.0.0.1 and localhost (P-256, one day), made with the
+ * openssl CLI in `dir` (as test/support/tls.ts makes it for the tests): its path, the PEM and key.
+ */
+export function selfSignedCertificate(dir) {
+  const keyPath = join(dir, 'key.pem');
+  const certPath = join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { certPath, cert: readFileSync(certPath), key: readFileSync(keyPath) };
+}

@@ -30,6 +30,7 @@ import {
   signOn,
   sleep,
   startAppProcess,
+  selfSignedCertificate,
 } from './lib.mjs';
 
 const USERS = Number(process.env.BENCH_PEER_USERS ?? 4);
@@ -51,36 +52,6 @@ const PROFILE_MS = Number(process.env.BENCH_PEER_PROFILE_MS ?? 6000);
 const OWN_CA = process.env.BENCH_PEER_OWN_CA !== '0';
 const CAP = '1000000'; // the caps' maximum (src/config/env.validation.ts): on, never tripped here
 const CLK_TCK = 100;
-
-/** A throw-away self-signed certificate for 127.0.0.1 (as test/support/tls.ts makes it). */
-function selfSignedCertificate(dir) {
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certPath, cert: readFileSync(certPath), key: readFileSync(keyPath) };
-}
 
 const tmp = mkdtempSync(join(tmpdir(), 'duo-nest-peer-'));
 const { certPath, cert, key } = selfSignedCertificate(tmp);

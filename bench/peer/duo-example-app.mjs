@@ -24,6 +24,7 @@ import { Agent } from 'node:https';
 import express from 'express';
 import session from 'express-session';
 import { Client, constants } from '@duosecurity/duo_universal';
+import { answerBenchIpc } from '../app-ipc.mjs';
 
 const config = {
   port: Number(process.env.PORT ?? 3000),
@@ -158,26 +159,4 @@ app.get('/redirect', async (req, res) => {
 
 await new Promise((resolve) => app.listen(config.port, '127.0.0.1', resolve));
 
-// BENCH_PROFILE_DIR: a CPU profile of the measured window only, as bench/app-server.mjs does.
-let profiler;
-process.on('message', async (m) => {
-  if (m.cmd === 'profile-start' && process.env.BENCH_PROFILE_DIR) {
-    const { Session } = await import('node:inspector/promises');
-    profiler = new Session();
-    profiler.connect();
-    await profiler.post('Profiler.enable');
-    await profiler.post('Profiler.start');
-    process.send({ id: m.id });
-  } else if (m.cmd === 'profile-stop' && profiler) {
-    const { profile } = await profiler.post('Profiler.stop');
-    const { writeFileSync } = await import('node:fs');
-    const file = `${process.env.BENCH_PROFILE_DIR}/peer-${process.pid}.cpuprofile`;
-    writeFileSync(file, JSON.stringify(profile));
-    profiler.disconnect();
-    profiler = undefined;
-    process.send({ id: m.id, file });
-  } else {
-    process.send({ id: m.id });
-  }
-});
-process.send?.({ ready: true });
+answerBenchIpc('peer');
