@@ -64,6 +64,10 @@ export class MemorySessionStore implements SessionStore {
   readonly #onInvalid: InvalidStoreRecordHandler | undefined;
   readonly #sessions = new Map<string, MemoryEntry>();
   readonly #byUser = new Map<string, Set<string>>();
+  readonly #identities = new WeakMap<
+    SessionCore,
+    { hash: string; createdAt: number; json: string; userIndex: string }
+  >();
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.maxEntries = positiveIntOption('maxEntries', options.maxEntries, 100_000);
@@ -83,6 +87,7 @@ export class MemorySessionStore implements SessionStore {
       if (!core) {
         throw invalidSession();
       }
+      freezeCore(core);
       const dataJson = serializeData(input.data);
       if (this.#sessions.size >= this.maxEntries) {
         this.#makeRoom(now);
@@ -111,7 +116,8 @@ export class MemorySessionStore implements SessionStore {
       return { status: 'missing' };
     }
     const hash = hashSessionId(id);
-    const found = await this.#verified(hash);
+    const checked = this.#verified(hash);
+    const found = checked instanceof Promise ? await checked : checked;
     if (!found) {
       return { status: 'missing' };
     }
@@ -201,7 +207,10 @@ export class MemorySessionStore implements SessionStore {
   }
 
   // The entry once its MAC is checked; a bad one is deleted (so reported once) and counts as absent.
-  async #verified(hash: string): Promise<{ entry: MemoryEntry; verdict: SealVerdict } | undefined> {
+  // (A promise only for a bad entry, whose report is awaited: the common case costs no tick.)
+  #verified(
+    hash: string,
+  ): { entry: MemoryEntry; verdict: SealVerdict } | undefined | Promise<undefined> {
     const entry = this.#sessions.get(hash);
     if (!entry) {
       return undefined;
@@ -209,20 +218,42 @@ export class MemorySessionStore implements SessionStore {
     const verdict = this.#sealer.verify(this.#parts(hash, entry), entry.m);
     if (!verdict) {
       this.#delete(hash);
-      await reportInvalid(this.#onInvalid, { store: 'session', reason: 'mac' });
-      return undefined;
+      return reportInvalid(this.#onInvalid, { store: 'session', reason: 'mac' }).then(
+        () => undefined,
+      );
     }
     return { entry, verdict };
   }
 
   #parts(hash: string, e: MemoryEntry): string[] {
+    const identity = this.#identity(hash, e);
     return sealParts(
       `memory:sess:s:${hash}`,
-      coreJson(hash, e.core, e.times.createdAt),
+      identity.json,
       formatTimes(e.times),
       e.dataJson,
-      sha256Base64Url(e.core.username),
+      identity.userIndex,
     );
+  }
+
+  /**
+   * The identity JSON and user index of an entry, computed once per identity object: the core is
+   * frozen when stored, so the same object always gives the same text (a core replaced by another
+   * object misses and is serialized again, and its MAC then decides).
+   */
+  #identity(hash: string, e: MemoryEntry): { json: string; userIndex: string } {
+    const known = this.#identities.get(e.core);
+    if (known && known.hash === hash && known.createdAt === e.times.createdAt) {
+      return known;
+    }
+    const identity = {
+      hash,
+      createdAt: e.times.createdAt,
+      json: coreJson(hash, e.core, e.times.createdAt),
+      userIndex: sha256Base64Url(e.core.username),
+    };
+    this.#identities.set(e.core, identity);
+    return identity;
   }
 
   #seal(hash: string, entry: MemoryEntry): string {
@@ -268,4 +299,13 @@ export class MemorySessionStore implements SessionStore {
       this.#delete(victim);
     }
   }
+}
+
+/** Freezes a stored identity (its groups and applications too): it never changes in place. */
+function freezeCore(core: SessionCore): void {
+  Object.freeze(core.groups);
+  if (core.applications) {
+    Object.freeze(core.applications);
+  }
+  Object.freeze(core);
 }

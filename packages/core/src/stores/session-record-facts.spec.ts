@@ -134,9 +134,12 @@ describe.each(variants)('session facts: %s', (_name, make) => {
         c.replace('"not_available"', '"duo_push"').replace('"bypass_user"', '"user_approved"'),
       );
     } else {
+      // The stored identity is frozen: it cannot be edited in place, only replaced.
       const entry = (store as MemorySessionStore)[MEMORY_RECORDS].get(hashOf(created.id))!;
-      entry.core.factor = 'duo_push';
-      entry.core.duoReason = 'user_approved';
+      expect(() => {
+        entry.core.factor = 'duo_push';
+      }).toThrow(TypeError);
+      entry.core = { ...entry.core, factor: 'duo_push', duoReason: 'user_approved' };
     }
 
     expect(await store.get(created.id, T0 + 1)).toEqual({ status: 'missing' });
