@@ -15,6 +15,7 @@ import { VerifiedMemo } from '../verified-memo.js';
 import type { DuoRedisConnection } from './redis-connection.js';
 import {
   assemble,
+  assembleLazy,
   coreJson,
   expiryReason,
   formatTimes,
@@ -33,6 +34,7 @@ import {
   summarize,
   type NormalizedTimeouts,
   type SessionRecordParts,
+  type SessionCore,
   type SessionTimes,
 } from './session-record.js';
 import type {
@@ -143,8 +145,20 @@ export interface RedisSessionStoreOptions extends SessionTimeoutOptions {
 }
 
 /** A session hash read back and checked: its raw fields, the parsed record, and the key that sealed it. */
-interface ReadSession extends SessionRecordParts {
+/** A session read back and checked; its data stays JSON (`fields.d`) until someone reads it. */
+interface ReadSession extends Omit<SessionRecordParts, 'data'> {
   fields: Record<string, string>;
+  verdict: SealVerdict;
+}
+
+/** A record that passed every check, remembered by its MAC with the exact text it had. */
+interface CheckedRecord {
+  c: string;
+  t: string;
+  d: string;
+  u: string;
+  core: SessionCore;
+  times: SessionTimes;
   verdict: SealVerdict;
 }
 
@@ -166,6 +180,12 @@ export class RedisSessionStore implements SessionStore {
   readonly #sealer: StoreRecordSealer;
   /** Identities of the sessions in active use, parsed and checked once (see readBack). */
   readonly #identities: IdentityMemo = new VerifiedMemo(4096);
+  /**
+   * Records read back unchanged since their last full check (the same MAC, key name and text)
+   * skip the MAC, the parse and the shape check: a session read on every request is checked once
+   * per version (every write, a touch included, makes a new version).
+   */
+  readonly #records = new VerifiedMemo<CheckedRecord>(4096);
   readonly #onInvalid: InvalidStoreRecordHandler | undefined;
   readonly #luaSessionPrefix: string;
   readonly #luaUserPrefix: string;
@@ -230,12 +250,12 @@ export class RedisSessionStore implements SessionStore {
       if (!read) {
         return { status: 'missing' };
       }
-      const { fields, core, times, data, verdict } = read;
+      const { fields, core, times, verdict } = read;
       const reason = expiryReason(times, now);
       if (reason) {
         const r = await EXPIRE_SCRIPT.run(this.redis, [key], [fields.m, this.#luaUserPrefix, hash]);
         if (r === 1) {
-          return { status: 'expired', reason, session: assemble(id, core, times, data) };
+          return { status: 'expired', reason, session: assembleLazy(id, core, times, fields.d) };
         }
         if (r === 0) {
           return { status: 'missing' };
@@ -245,7 +265,7 @@ export class RedisSessionStore implements SessionStore {
       const due = now - times.lastSeenAt >= this.#t.touchIntervalMs && now > times.lastSeenAt;
       // Every write seals again; a record sealed with the previous secret is sealed anew now.
       if (!due && verdict === 'current') {
-        return { status: 'active', session: assemble(id, core, times, data) };
+        return { status: 'active', session: assembleLazy(id, core, times, fields.d) };
       }
       const touched: SessionTimes = due
         ? { ...times, lastSeenAt: now, idleExpiresAt: now + this.#t.idleTimeoutMs }
@@ -265,7 +285,7 @@ export class RedisSessionStore implements SessionStore {
         return { status: 'missing' };
       }
       if (r === 1) {
-        return { status: 'active', session: assemble(id, core, touched, data) };
+        return { status: 'active', session: assembleLazy(id, core, touched, fields.d) };
       }
       // 0: another instance wrote it after our read (a touch or a data update): read it again.
     }
@@ -372,6 +392,11 @@ export class RedisSessionStore implements SessionStore {
       return undefined;
     }
     const { c, t, d, u, m } = fields;
+    // The same record as last time (same MAC, key and text, field by field): checked already.
+    const known = typeof m === 'string' ? this.#records.get(m, key) : undefined;
+    if (known && known.c === c && known.t === t && known.d === d && known.u === u) {
+      return { fields, core: known.core, times: known.times, verdict: known.verdict };
+    }
     const verdict =
       typeof c === 'string' &&
       typeof t === 'string' &&
@@ -381,7 +406,10 @@ export class RedisSessionStore implements SessionStore {
         : undefined;
     const parsed = verdict ? readBack(hash, fields, this.#identities) : undefined;
     if (verdict && parsed) {
-      return { fields, ...parsed, verdict };
+      const core = parsed.core;
+      const times = Object.freeze({ ...parsed.times });
+      this.#records.remember(m, key, { c, t, d, u, core, times, verdict });
+      return { fields, core, times, verdict };
     }
     const r = await EXPIRE_SCRIPT.run(this.redis, [key], [m ?? '', this.#luaUserPrefix, hash]);
     if (r === 1) {

@@ -656,6 +656,8 @@ describe('sealed session records', () => {
       const reports: InvalidStoreRecord[] = [];
       const store = make(reports, prefix);
       const s = await store.create(input({ username: 'mallory', groups: [] }), T0);
+      // Read once first: a check remembered from that read must not vouch for the edited record.
+      expect(await store.get(s.id, T0)).toMatchObject({ status: 'active' });
       const key = `${prefix}s:${hashOf(s.id)}`;
       const c = (await b.redis.hget(key, 'c'))!;
       await b.redis.hset(
@@ -690,6 +692,10 @@ describe('sealed session records', () => {
         ['m', (m) => (m.startsWith('A') ? 'B' : 'A') + m.slice(1)],
       ];
       const sessions = await Promise.all(edits.map(() => store.create(input(), T0)));
+      // Each read once before its edit, so a remembered check exists for every one of them.
+      for (const s of sessions) {
+        expect(await store.get(s.id, T0)).toMatchObject({ status: 'active' });
+      }
       for (const [i, [field, edit]] of edits.entries()) {
         const key = `${prefix}s:${hashOf(sessions[i].id)}`;
         await b.redis.hset(key, field, edit((await b.redis.hget(key, field))!));
@@ -707,6 +713,7 @@ describe('sealed session records', () => {
       const store = make(reports, prefix);
       const victim = await store.create(input({ username: 'admin' }), T0);
       const attacker = await store.create(input({ username: 'mallory' }), T0);
+      expect(await store.get(victim.id, T0)).toMatchObject({ status: 'active' });
       await b.redis.copy(
         `${prefix}s:${hashOf(victim.id)}`,
         `${prefix}s:${hashOf(attacker.id)}`,
