@@ -17,6 +17,7 @@ import {
   Browser,
   cpuSeconds,
   freePort,
+  percentile,
   pinToCpu,
   REDIS_URL,
   round,
@@ -24,7 +25,7 @@ import {
   startAppProcess,
 } from './lib.mjs';
 
-const ROUNDS = Number(process.env.BENCH_GUARDED_ROUNDS ?? 6);
+const ROUNDS = Number(process.env.BENCH_GUARDED_ROUNDS ?? 8);
 const ROUND_S = Number(process.env.BENCH_GUARDED_S ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 
@@ -95,7 +96,9 @@ const PAIRS = [
   ['reference guarded (Redis)', 'referenceRedis', 'guarded'],
 ];
 
-const sums = Object.fromEntries(PAIRS.map(([label]) => [label, { n: 0, s: 0, cpu: 0, p99: [] }]));
+const sums = Object.fromEntries(
+  PAIRS.map(([label]) => [label, { n: 0, s: 0, cpu: 0, p99: [], usPerRound: [] }]),
+);
 try {
   for (const [name, script, extra, guarded] of APPS) {
     apps[name] = await start(name, script, await envFor(extra), guarded);
@@ -109,11 +112,13 @@ try {
       const { app, cookie } = apps[name];
       const cpu0 = cpuSeconds(app.pid);
       const res = await cannon(`${app.url}/bench/${route}`, cookie, ROUND_S);
-      sums[label].cpu += cpuSeconds(app.pid) - cpu0;
+      const cpu = cpuSeconds(app.pid) - cpu0;
+      sums[label].cpu += cpu;
       if (res.non2xx > 0 || res.errors > 0) {
         throw new Error(`${label}: ${res.non2xx} non-2xx answers, ${res.errors} errors`);
       }
       sums[label].n += res.requests.total;
+      sums[label].usPerRound.push((cpu * 1e6) / res.requests.total);
       sums[label].s += res.duration;
       sums[label].p99.push(res.latency.p99);
     }
@@ -133,7 +138,16 @@ const fig = (label) => {
 };
 const figures = Object.fromEntries(PAIRS.map(([label]) => [label, fig(label)]));
 const us = (label) => figures[label].appCpuUsPerRequest;
-const overBare = (label) => round(us(label) / us('bare'), 3);
+// Over the bare app: the median of the per-round ratios (each round measures every pair within a
+// minute or so), which a machine whose speed drifts between rounds moves far less than the sums.
+const overBare = (label) =>
+  round(
+    percentile(
+      sums[label].usPerRound.map((v, r) => v / sums.bare.usPerRound[r]),
+      50,
+    ),
+    3,
+  );
 const bareUs = us('bare');
 const reference = (kind) => {
   const pub = figures[`reference public (${kind})`];

@@ -14,10 +14,15 @@ if (typeof globalThis.gc !== 'function') {
 }
 
 const { Redis } = await import('ioredis');
-const { MemoryPendingLoginStore, RedisPendingLoginStore } =
-  await import('@duo-nest/core');
-const { MemorySessionStore, RedisSessionStore } =
-  await import('@duo-nest/core');
+const {
+  MemoryPendingLoginStore,
+  MemorySessionStore,
+  RedisPendingLoginStore,
+  RedisSessionStore,
+  StoreRecordSealer,
+} = await import('@duo-nest/core');
+// The Redis stores seal every record with a key shared by all instances (the session secret's).
+const sealer = new StoreRecordSealer('bench-session-secret-0123456789abcdefghijkl');
 
 const N = 100_000;
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2000);
@@ -74,6 +79,12 @@ const sessionHeap = await measureHeap(async () => {
         factor: 'duo_push',
         authTime: Math.floor(now / 1000),
         groups: ['staff'],
+        application: 'DIABCDEFGHIJ12345678',
+        applications: { default: Math.floor(now / 1000) },
+        duoResult: 'allow',
+        duoReason: 'user_approved',
+        clientIp: '198.51.100.7',
+        userAgent: 'Mozilla/5.0 (X11; Linux x86_64) bench',
         data: { csrf: b64(32) },
       },
       now,
@@ -112,11 +123,21 @@ const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: false });
 let ops;
 try {
   const memStore = new MemoryPendingLoginStore({ maxEntries: 200_000 });
-  const redisStore = new RedisPendingLoginStore(redis, { prefix: `${prefix}p:` });
-  const sessions = new RedisSessionStore(redis, { prefix: `${prefix}s:` });
+  const redisStore = new RedisPendingLoginStore(redis, { prefix: `${prefix}p:`, sealer });
+  const sessions = new RedisSessionStore(redis, { prefix: `${prefix}s:`, sealer });
   const memSessions = new MemorySessionStore();
   const make = (s) => () =>
-    s.create({ username: 'alice', mfa: true, failOpen: false, groups: [], data: {} }, now);
+    s.create(
+      {
+        username: 'alice',
+        mfa: true,
+        failOpen: false,
+        groups: [],
+        application: 'DIABCDEFGHIJ12345678',
+        data: {},
+      },
+      now,
+    );
   const redisSession = await make(sessions)();
   const memSession = await make(memSessions)();
   ops = {
