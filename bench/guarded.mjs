@@ -134,6 +134,7 @@ const fig = (label) => {
     rps: round(s.n / s.s, 0),
     appCpuUsPerRequest: round((s.cpu * 1e6) / s.n, 1),
     p99Ms: Math.max(...s.p99),
+    usPerRound: s.usPerRound.map((v) => round(v, 1)),
   };
 };
 const figures = Object.fromEntries(PAIRS.map(([label]) => [label, fig(label)]));
