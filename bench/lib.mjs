@@ -361,6 +361,30 @@ export async function startRoundRobin(targets, port = 0) {
   };
 }
 
+/**
+ * N app processes (bench-1 .. bench-N) with the same env behind the round-robin proxy on
+ * `proxyPort`: the first runs the migrations, the others start after it.
+ */
+export async function startInstances(n, shared, proxyPort) {
+  const apps = [await startAppProcess({ ...shared, INSTANCE_ID: 'bench-1' })];
+  apps.push(
+    ...(await Promise.all(
+      Array.from({ length: n - 1 }, (_, i) =>
+        startAppProcess({
+          ...shared,
+          INSTANCE_ID: `bench-${i + 2}`,
+          DATABASE_MIGRATIONS_RUN: 'false',
+        }),
+      ),
+    )),
+  );
+  const proxy = await startRoundRobin(
+    apps.map((a) => a.url),
+    proxyPort,
+  );
+  return { apps, proxy };
+}
+
 /** A fresh PostgreSQL database with the audit schema (migrations run by the first app). */
 export async function createPgDatabase(prefix) {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;

@@ -34,8 +34,7 @@ import {
   signOn,
   signOnLoad,
   sleep,
-  startAppProcess,
-  startRoundRobin,
+  startInstances,
 } from './lib.mjs';
 
 const SIGN_ONS = Number(process.env.BENCH_SHARED_SIGNONS ?? 600);
@@ -297,22 +296,7 @@ async function measure(n, sim, redis, admin) {
     }),
     BENCH_COUNT_IO: '1',
   };
-  const apps = [await startAppProcess({ ...shared, INSTANCE_ID: 'bench-1' })];
-  apps.push(
-    ...(await Promise.all(
-      Array.from({ length: n - 1 }, (_, i) =>
-        startAppProcess({
-          ...shared,
-          INSTANCE_ID: `bench-${i + 2}`,
-          DATABASE_MIGRATIONS_RUN: 'false',
-        }),
-      ),
-    )),
-  );
-  const proxy = await startRoundRobin(
-    apps.map((a) => a.url),
-    proxyPort,
-  );
+  const { apps, proxy } = await startInstances(n, shared, proxyPort);
   const ioOf = async () => sumIo((await Promise.all(apps.map((a) => a.stats()))).map((s) => s.io));
   const resetAll = async () => {
     await redis.resetStats();

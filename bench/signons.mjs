@@ -16,7 +16,7 @@ import {
   round,
   signOnLoad,
   startAppProcess,
-  startRoundRobin,
+  startInstances,
 } from './lib.mjs';
 
 const SECONDS = Number(process.env.BENCH_SIGNON_S ?? 6);
@@ -92,23 +92,7 @@ async function scale(n, ratePerSecond = 0) {
     REDIS_KEY_PREFIX: `bench-scale-${process.pid}-${n}:`,
     TRUST_PROXY: '1',
   });
-  // The first instance runs the migrations; the others start after it.
-  const apps = [await startAppProcess({ ...shared, INSTANCE_ID: 'bench-1' })];
-  apps.push(
-    ...(await Promise.all(
-      Array.from({ length: n - 1 }, (_, i) =>
-        startAppProcess({
-          ...shared,
-          INSTANCE_ID: `bench-${i + 2}`,
-          DATABASE_MIGRATIONS_RUN: 'false',
-        }),
-      ),
-    )),
-  );
-  const proxy = await startRoundRobin(
-    apps.map((a) => a.url),
-    proxyPort,
-  );
+  const { apps, proxy } = await startInstances(n, shared, proxyPort);
   try {
     await signOnLoad(proxy.url, {
       concurrency: CONCURRENCY,
