@@ -180,7 +180,9 @@ export async function openSealed(
     await reportInvalid(onInvalid, { store: 'pending-login', reason: 'shape' });
     return undefined;
   }
-  if (!sealer.verify(sealParts(keyName, login), (record as Record<string, unknown>).m)) {
+  // A pending login is taken once: its check is not worth remembering.
+  const tag = (record as Record<string, unknown>).m;
+  if (!sealer.verify(sealParts(keyName, login), tag, { remember: false })) {
     await reportInvalid(onInvalid, { store: 'pending-login', reason: 'mac' });
     return undefined;
   }

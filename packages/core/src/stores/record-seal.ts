@@ -56,9 +56,14 @@ export class StoreRecordSealer {
 
   /**
    * Checks a MAC read back from a store in constant time: which key made it, or undefined when
-   * neither did (or `tag` is not a MAC at all).
+   * neither did (or `tag` is not a MAC at all). A passed check is remembered unless `remember` is
+   * false (records read once, such as pending logins, would only push out the sessions).
    */
-  verify(parts: readonly SealPart[], tag: unknown): SealVerdict | undefined {
+  verify(
+    parts: readonly SealPart[],
+    tag: unknown,
+    { remember = true }: { remember?: boolean } = {},
+  ): SealVerdict | undefined {
     if (typeof tag !== 'string' || !MAC_RE.test(tag)) {
       return undefined;
     }
@@ -77,7 +82,7 @@ export class StoreRecordSealer {
     } else if (this.#previous && timingSafeEqual(mac(this.#previous, input), given)) {
       verdict = 'previous';
     }
-    if (verdict !== undefined) {
+    if (verdict !== undefined && remember) {
       this.#memo.remember(tag, input, verdict);
     }
     return verdict;
