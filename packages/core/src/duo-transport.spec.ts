@@ -1,9 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { makeSelfSignedCertificate } from '../../../test/support/tls.js';
 import { normalizeDuoClientOptions, validateDuoClientOptions } from './duo-client-options.js';
 import { normalizeDuoModuleOptions } from './duo-module-options.js';
 import { DuoConfigError } from './duo.errors.js';
@@ -27,39 +27,10 @@ const BASE = {
   redirectUri: 'https://app.example/auth/duo/callback',
 };
 
-function selfSignedPem(): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'duo-nest-unit-ca-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        'k.pem',
-        '-out',
-        'c.pem',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=unit test CA',
-      ],
-      { cwd: dir, stdio: 'ignore' },
-    );
-    return {
-      cert: readFileSync(join(dir, 'c.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'k.pem'), 'utf8'),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-const PEM = selfSignedPem();
+// A throw-away certificate and its key, as PEM text (the shared test helper makes it).
+const PEM = (({ cert, key }) => ({ cert: cert.toString('utf8'), key: key.toString('utf8') }))(
+  makeSelfSignedCertificate(),
+);
 
 describe('parseProxyUrl', () => {
   it('should split the origin from the credentials, which become a Basic token', () => {
